@@ -1,0 +1,57 @@
+"""wsclient: a resilient WebSocket client for asyncio and trio.
+
+One :class:`Client` owns one logical connection; under it, real connections
+come and go, with exponential backoff and jitter, heartbeats that find
+half-open links, and callbacks for every reconnection.
+"""
+
+from __future__ import annotations
+
+from ._client import Client as Client
+from ._core.backoff import ExponentialJitter as ExponentialJitter
+from ._core.classify import (
+    CLOSE_CODES as CLOSE_CODES,
+    HANDSHAKE_STATUSES as HANDSHAKE_STATUSES,
+    KIND_VERDICTS as KIND_VERDICTS,
+    Verdict as Verdict,
+)
+from ._core.events import (
+    ConnectEvent as ConnectEvent,
+    DisconnectEvent as DisconnectEvent,
+    GiveUpEvent as GiveUpEvent,
+    ReconnectEvent as ReconnectEvent,
+)
+from ._core.failure import Failure as Failure, FailureKind as FailureKind
+from ._core.state import ClientState as ClientState
+from ._core.stats import Stats as Stats
+from ._exceptions import (
+    ClientClosed as ClientClosed,
+    ClientStopped as ClientStopped,
+    ConnectionRejected as ConnectionRejected,
+    GaveUp as GaveUp,
+    WSClientError as WSClientError,
+)
+
+__all__ = [
+    "CLOSE_CODES",
+    "HANDSHAKE_STATUSES",
+    "KIND_VERDICTS",
+    "Client",
+    "ClientClosed",
+    "ClientState",
+    "ClientStopped",
+    "ConnectEvent",
+    "ConnectionRejected",
+    "DisconnectEvent",
+    "ExponentialJitter",
+    "Failure",
+    "FailureKind",
+    "GaveUp",
+    "GiveUpEvent",
+    "ReconnectEvent",
+    "Stats",
+    "Verdict",
+    "WSClientError",
+]
+
+__version__ = "0.1.0.dev0"

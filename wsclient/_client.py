@@ -1,0 +1,403 @@
+"""The public client: one logical connection over many real ones."""
+
+from __future__ import annotations
+
+import logging
+import ssl as ssl_module
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import anyio
+from websockets.http11 import USER_AGENT
+
+from ._callbacks import Callback, Callbacks, EventName
+from ._core.backoff import StopStrategy, WaitStrategy
+from ._core.state import ClientState
+from ._core.stats import Stats
+from ._exceptions import ClientClosed
+from ._options import ClassifyHook, Options
+from ._supervisor import Supervisor, in_supervisor
+from ._transport.base import Connection, ConnectionClosed, Data
+from ._urls import UrlRotation, UrlSource
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("wsclient")
+
+_DATA_TYPES = (str, bytes, bytearray, memoryview)
+
+
+class Client:
+    """One logical WebSocket connection that survives network faults.
+
+    Use it as an async context manager; entering starts a supervisor task
+    that connects, and reconnects with exponential backoff and jitter after
+    every failure, until the block exits or :meth:`close` is called::
+
+        async with wsclient.Client("wss://example.com/feed") as client:
+            await client.send('{"op": "subscribe"}')
+            async for message in client:
+                ...
+
+    Works under asyncio and trio (through anyio); the running library picks
+    websockets' matching implementation.
+
+    Args:
+        url: A ``ws://`` or ``wss://`` URL; a list of them, tried in turn
+            (the client moves to the next one after each failure); or a
+            callable ``provider(attempt, last_failure)``, sync or async,
+            called before every attempt, for short-lived tokens, service
+            discovery or failover. ``attempt`` counts from 1 since the
+            connection was last up; ``last_failure`` is a
+            :class:`~wsclient.Failure` or None.
+        on_connect: Callback for :class:`~wsclient.ConnectEvent`.
+        on_disconnect: Callback for :class:`~wsclient.DisconnectEvent`.
+        on_reconnect: Callback for :class:`~wsclient.ReconnectEvent`.
+        on_give_up: Callback for :class:`~wsclient.GiveUpEvent`.
+        backoff_initial: Base delay before the first reconnection attempt.
+        backoff_max: Cap of the base delay.
+        backoff_multiplier: Growth of the base delay per consecutive failure.
+        backoff_jitter: Randomised fraction of each delay (0 to 1); every
+            delay is drawn from ``[base * (1 - jitter), base]``.
+        max_attempts: Give up after this many consecutive failures.
+        max_downtime: Give up after this many seconds without a stable
+            connection.
+        stable_after: Seconds a connection must stay up before the backoff
+            resets. A server that accepts and drops at once keeps backing off.
+        wait: Your own tenacity wait strategy; replaces the ``backoff_*``
+            options.
+        stop: Your own tenacity stop strategy; replaces ``max_attempts`` and
+            ``max_downtime``.
+        classify: ``classify(failure, default_verdict)`` → the
+            :class:`~wsclient.Verdict` to apply: override the retry/fatal table.
+        ping_interval: Seconds between keepalive pings; None disables them.
+        ping_timeout: Seconds to wait for a pong; None waits forever.
+        idle_timeout: Declare the link dead after this many seconds without
+            any frame; None disables the watchdog.
+        heartbeat_interval: Seconds between application-level heartbeat
+            messages, for servers or proxies that do not answer pings.
+        heartbeat_timeout: Seconds to wait for any frame after a heartbeat.
+        heartbeat_message: The heartbeat message, or a callable returning it.
+        heartbeat_reply: Predicate recognising heartbeat replies, which are
+            then not yielded by ``async for``.
+        open_timeout: As in websockets: timeout of the opening handshake.
+        close_timeout: As in websockets: timeout of the closing handshake.
+        max_size: As in websockets: maximum size of incoming messages.
+        max_queue: As in websockets: high-water mark of the inbound queue.
+        additional_headers: As in websockets: extra handshake headers.
+        subprotocols: As in websockets: subprotocols to offer.
+        compression: As in websockets: ``"deflate"`` or None.
+        ssl: As in websockets: an :class:`ssl.SSLContext` for ``wss://``.
+        proxy: As in websockets: True (system settings), None, or a URL.
+        user_agent_header: As in websockets: the User-Agent header, or None.
+        origin: As in websockets: the Origin header, or None.
+
+    Raises:
+        TypeError: An argument has the wrong type.
+        ValueError: An argument has a wrong value.
+    """
+
+    def __init__(
+        self,
+        url: UrlSource,
+        *,
+        # Callbacks
+        on_connect: Callback | None = None,
+        on_disconnect: Callback | None = None,
+        on_reconnect: Callback | None = None,
+        on_give_up: Callback | None = None,
+        # Reconnection
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        backoff_multiplier: float = 2.0,
+        backoff_jitter: float = 0.5,
+        max_attempts: int | None = None,
+        max_downtime: float | None = None,
+        stable_after: float = 5.0,
+        wait: WaitStrategy | None = None,
+        stop: StopStrategy | None = None,
+        classify: ClassifyHook | None = None,
+        # Heartbeat
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        idle_timeout: float | None = None,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float | None = None,
+        heartbeat_message: Data | Callable[[], Data] = '{"type": "ping"}',
+        heartbeat_reply: Callable[[Data], bool] | None = None,
+        # Timeouts (websockets)
+        open_timeout: float | None = 10,
+        close_timeout: float | None = 10,
+        # Limits (websockets)
+        max_size: int | None | tuple[int | None, int | None] = 2**20,
+        max_queue: int | None | tuple[int | None, int | None] = 16,
+        # Handshake and TLS (websockets)
+        additional_headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        compression: str | None = "deflate",
+        ssl: ssl_module.SSLContext | None = None,
+        proxy: str | Literal[True] | None = True,
+        user_agent_header: str | None = USER_AGENT,
+        origin: str | None = None,
+    ) -> None:
+        urls = UrlRotation(url)
+        ws_options: dict[str, Any] = dict(
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            max_size=max_size,
+            max_queue=max_queue,
+            additional_headers=additional_headers,
+            subprotocols=subprotocols,
+            compression=compression,
+            ssl=ssl,
+            proxy=proxy,
+            user_agent_header=user_agent_header,
+            origin=origin,
+        )
+        options = Options(
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            backoff_multiplier=backoff_multiplier,
+            backoff_jitter=backoff_jitter,
+            max_attempts=max_attempts,
+            max_downtime=max_downtime,
+            stable_after=stable_after,
+            wait=wait,
+            stop=stop,
+            classify=classify,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            idle_timeout=idle_timeout,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            heartbeat_message=heartbeat_message,
+            heartbeat_reply=heartbeat_reply,
+            websockets=ws_options,
+        )
+        if ssl is not None and urls.all_insecure():
+            raise ValueError("ssl= needs a wss:// URL; drop ssl= or use wss://")
+        callbacks = Callbacks()
+        for name, fn in (
+            ("connect", on_connect),
+            ("disconnect", on_disconnect),
+            ("reconnect", on_reconnect),
+            ("give_up", on_give_up),
+        ):
+            if fn is not None:
+                callbacks.add(name, fn)
+        self._urls = urls
+        self._options = options
+        self._callbacks = callbacks
+        self._reply_filter = heartbeat_reply
+        self._supervisor: Supervisor | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._rx: Connection | None = None
+        self._stats = Stats()
+        self._closed_before_start = False
+
+    # Public attributes.
+
+    @property
+    def state(self) -> ClientState:
+        """Where the client is: idle, connecting, connected, backing off, closed."""
+        if self._supervisor is None:
+            return ClientState.CLOSED if self._closed_before_start else ClientState.IDLE
+        return self._supervisor.state
+
+    @property
+    def stats(self) -> Stats:
+        """Live counters: connects, reconnects, messages and bytes, delays, RTT."""
+        if self._supervisor is None:
+            return self._stats
+        return self._supervisor.stats
+
+    @property
+    def url(self) -> str:
+        """The URL of the current or last connection, with secrets redacted."""
+        return "" if self._supervisor is None else self._supervisor.url
+
+    # Public methods.
+
+    def on(self, event: EventName, callback: Callback) -> Callback:
+        """Register ``callback`` for ``event``; return it, so it can decorate.
+
+        ``event`` is ``"connect"``, ``"disconnect"``, ``"reconnect"`` or
+        ``"give_up"``. Callbacks run in the client's supervisor task, in
+        registration order, and may be sync or async. One that raises is
+        logged and skipped. A slow async callback delays the supervisor: start
+        a task for long work.
+        """
+        self._callbacks.add(event, callback)
+        return callback
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until a connection is open.
+
+        Cancelling it is safe.
+
+        Args:
+            timeout: Seconds to wait; None waits as long as it takes.
+
+        Raises:
+            TimeoutError: No connection within ``timeout``.
+            ClientStopped: The client stopped (fatal error or gave up); the
+                exception says why.
+            ClientClosed: The client was closed by the application.
+        """
+        with anyio.fail_after(timeout):
+            await self._open_connection()
+
+    async def send(self, message: Data) -> None:
+        """Send a text (str) or binary (bytes-like) message.
+
+        While the client is not connected, ``send`` waits for the connection.
+        Once a message is handed to an open connection it is sent at most once:
+        if the connection dies before the bytes leave the machine, the
+        message may be lost, and :attr:`Stats.sends_interrupted` counts it.
+
+        Cancelling ``send`` is safe while it waits for a connection.
+
+        Raises:
+            TypeError: ``message`` is not str or bytes-like.
+            ClientStopped: The client stopped (fatal error or gave up).
+            ClientClosed: The client was closed.
+        """
+        if not isinstance(message, _DATA_TYPES):
+            raise TypeError(
+                f"send() takes str (text) or bytes (binary), got {type(message).__name__}"
+            )
+        conn = await self._open_connection()
+        try:
+            await conn.send(message)
+        except ConnectionClosed:
+            self.stats.sends_interrupted += 1
+            logger.debug("a message was sent as the connection closed; it may be lost")
+            return
+        stats = self.stats
+        stats.messages_out += 1
+        stats.bytes_out += len(message)
+
+    async def close(self) -> None:
+        """Close the connection and stop reconnecting.
+
+        Idempotent. Returns promptly while connecting or backing off; while
+        connected, it performs the closing handshake, which takes up to
+        ``close_timeout``. It never triggers a reconnection. Called from a
+        callback, it requests the close and returns at once.
+        """
+        supervisor = self._supervisor
+        if supervisor is None:
+            self._closed_before_start = True
+            return
+        supervisor.request_close()
+        if not in_supervisor.get():
+            await supervisor.stopped.wait()
+
+    # Async context manager.
+
+    async def __aenter__(self) -> Self:
+        if self._supervisor is not None or self._closed_before_start:
+            raise RuntimeError("a Client can be entered only once; create a new one")
+        self._supervisor = Supervisor(self._urls, self._options, self._callbacks)
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        await self._task_group.start(self._supervisor.run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._supervisor is not None and self._task_group is not None
+        if exc_type is None:
+            await self.close()
+        else:  # Unwinding: no closing handshake, just stop.
+            self._supervisor.request_close()
+            self._task_group.cancel_scope.cancel()
+        return await self._task_group.__aexit__(exc_type, exc_value, traceback)
+
+    # Async iterator.
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Data:
+        """Return the next message, across reconnections, in order.
+
+        The consumer reads the open connection directly: no queue hop, no
+        task, no copy per message. After a reconnection it first drains what
+        the previous connection received, then moves on. One consumer at a
+        time, as with websockets.
+
+        Cancelling it is safe: no message is lost.
+
+        Raises:
+            StopAsyncIteration: The client was closed and everything received
+                has been read.
+            ClientStopped: The client stopped on its own (after the messages
+                received before that were read).
+        """
+        while True:
+            conn = self._rx
+            if conn is not None:
+                try:
+                    message = await conn.recv()
+                except ConnectionClosed:
+                    self._next_rx()
+                    continue
+                stats = self.stats
+                stats.messages_in += 1
+                stats.bytes_in += len(message)
+                if self._reply_filter is not None and self._reply_filter(message):
+                    continue
+                return message
+            await self._wait_for_rx()
+
+    # Private methods.
+
+    def _next_rx(self) -> None:
+        """Done with the current connection: move to the next one received."""
+        assert self._supervisor is not None
+        undrained = self._supervisor.undrained
+        if undrained and undrained[0] is self._rx:
+            undrained.popleft()
+        self._rx = undrained[0] if undrained else None
+
+    async def _wait_for_rx(self) -> None:
+        supervisor = self._running_supervisor()
+        while not supervisor.undrained:
+            if supervisor.stopped.is_set():
+                if supervisor.error is not None:
+                    raise supervisor.error
+                raise StopAsyncIteration
+            await supervisor.wait_changed()
+        self._rx = supervisor.undrained[0]
+
+    async def _open_connection(self) -> Connection:
+        supervisor = self._running_supervisor()
+        while True:
+            conn = supervisor.conn
+            if conn is not None and conn.is_open:
+                return conn
+            if supervisor.error is not None:
+                raise supervisor.error
+            if supervisor.close_requested.is_set():
+                raise ClientClosed()
+            await supervisor.wait_changed()
+
+    def _running_supervisor(self) -> Supervisor:
+        if self._supervisor is None:
+            if self._closed_before_start:
+                raise ClientClosed()
+            raise RuntimeError("use 'async with Client(...) as client:' first")
+        return self._supervisor
+
+    def __repr__(self) -> str:
+        stats = self.stats
+        return (
+            f"<Client {self.url or '(not started)'} state={self.state.value} "
+            f"connects={stats.connects} reconnects={stats.reconnects}>"
+        )

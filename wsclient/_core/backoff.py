@@ -1,0 +1,172 @@
+"""When to reconnect, and when to give up.
+
+Every way a connection ends (a failed attempt, a connection the server
+accepted then dropped, an abnormal closure) asks :meth:`ReconnectPolicy.next_delay`
+for the delay before the next attempt. There is no fast path around it: that
+is what stops a server that accepts and immediately closes from causing a
+tight reconnect loop (websockets' own loop resets its backoff as soon as a
+handshake succeeds, and reconnects thousands of times per second then).
+
+The consecutive-failure count resets only once a connection has stayed up for
+``stable_after`` seconds.
+
+Delays come from a tenacity wait strategy and the decision to give up from a
+tenacity stop strategy, called with a :class:`tenacity.RetryCallState` built
+here. The caller owns the sleeping; tenacity objects stay data.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import tenacity
+
+__all__ = ["ExponentialJitter", "ReconnectPolicy", "WaitStrategy", "StopStrategy"]
+
+WaitStrategy = Callable[[tenacity.RetryCallState], float]
+"""A tenacity wait strategy, such as ``tenacity.wait_random_exponential(...)``."""
+
+StopStrategy = Callable[[tenacity.RetryCallState], bool]
+"""A tenacity stop strategy, such as ``tenacity.stop_after_attempt(10)``."""
+
+
+class ExponentialJitter(tenacity.wait.wait_base):
+    """Exponential backoff with jitter on every attempt: the default wait.
+
+    The n-th consecutive delay is drawn uniformly from
+    ``[base * (1 - jitter), base]`` where ``base = min(maximum, initial *
+    multiplier ** (n - 1))``. The default ``jitter=0.5`` ("equal jitter")
+    keeps a floor of half the base, so no attempt comes early, while spreading
+    clients that lost their connection at the same moment across half of the
+    window: a restarting server sees a ramp, not a wall.
+
+    Args:
+        initial: Base delay of the first attempt, in seconds.
+        maximum: Cap of the base delay, in seconds.
+        multiplier: Growth factor of the base delay per consecutive failure.
+        jitter: Fraction of the base delay that is randomised, from 0 to 1.
+    """
+
+    def __init__(
+        self,
+        initial: float = 1.0,
+        maximum: float = 30.0,
+        multiplier: float = 2.0,
+        jitter: float = 0.5,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.multiplier = multiplier
+        self.jitter = jitter
+        self._random = (rng or random.Random()).random
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        base = self.initial
+        # Grow step by step and stop at the cap, so that a long outage cannot
+        # overflow a float with multiplier ** attempt.
+        for _ in range(retry_state.attempt_number - 1):
+            if base >= self.maximum:
+                break
+            base *= self.multiplier
+        base = min(base, self.maximum)
+        return base * (1.0 - self.jitter * self._random())
+
+    def __repr__(self) -> str:
+        return (
+            f"ExponentialJitter(initial={self.initial}, maximum={self.maximum}, "
+            f"multiplier={self.multiplier}, jitter={self.jitter})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer of :meth:`ReconnectPolicy.next_delay`.
+
+    Attributes:
+        delay: Seconds to wait before the next attempt; None means give up.
+        attempt: The number of the attempt that follows (1 for the first
+            reconnect after a stable connection).
+        downtime: Seconds since the connection was last up.
+    """
+
+    delay: float | None
+    attempt: int
+    downtime: float
+
+
+class ReconnectPolicy:
+    """Bookkeeping of consecutive failures; no clock, no sleeping.
+
+    The caller reports :meth:`connected` when a handshake succeeds and asks
+    :meth:`next_delay` after every failure or disconnection, then sleeps for
+    the returned delay (or gives up when it is None).
+
+    Args:
+        wait: tenacity wait strategy for the delay before each attempt.
+        stop: tenacity stop strategy; returning True gives up.
+        stable_after: Seconds a connection must stay up before the failure
+            count (and so the delay) resets.
+    """
+
+    def __init__(
+        self,
+        wait: WaitStrategy,
+        stop: StopStrategy,
+        stable_after: float,
+    ) -> None:
+        self.wait = wait
+        self.stop = stop
+        self.stable_after = stable_after
+        self.failures = 0
+        """Consecutive failures since the last stable connection."""
+        self._down_since: float | None = None
+        self._connected_at: float | None = None
+        self._slept = 0.0
+
+    def connected(self, now: float) -> None:
+        """Record that a connection opened at ``now``."""
+        self._connected_at = now
+
+    def next_delay(self, now: float, minimum: float | None = None) -> Decision:
+        """Record a failure at ``now`` and decide what comes next.
+
+        Args:
+            now: The current monotonic time.
+            minimum: A delay the server asked for (``Retry-After``); the
+                delay returned is at least this long.
+
+        Returns:
+            The delay before the next attempt, or None in ``delay`` to give up.
+        """
+        if self._connected_at is not None:
+            if now - self._connected_at >= self.stable_after:
+                self.failures = 0
+                self._slept = 0.0
+            self._down_since = now if self.failures == 0 else self._down_since
+            self._connected_at = None
+        if self._down_since is None:
+            self._down_since = now
+        self.failures += 1
+        state = self._retry_state(now)
+        downtime = now - self._down_since
+        if self.stop(state):
+            return Decision(None, self.failures, downtime)
+        delay = max(0.0, float(self.wait(state)))
+        if minimum is not None:
+            delay = max(delay, minimum)
+        self._slept += delay
+        return Decision(delay, self.failures, downtime)
+
+    def _retry_state(self, now: float) -> tenacity.RetryCallState:
+        # The fields tenacity's strategies read: attempt_number, start_time,
+        # outcome_timestamp (seconds_since_start) and idle_for.
+        state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = self.failures
+        assert self._down_since is not None
+        state.start_time = self._down_since
+        state.outcome_timestamp = now
+        state.idle_for = self._slept
+        return state

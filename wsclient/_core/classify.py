@@ -1,0 +1,175 @@
+"""Which failures are worth a reconnect, and which are fatal.
+
+The rule of thumb: retry what time can fix (the network, a restarting or
+overloaded server) and stop on what it cannot (bad credentials, a wrong path,
+a configuration mismatch, a certificate that does not verify), because retrying
+those only hammers the server with requests that will fail the same way.
+
+Override any verdict with the ``classify`` argument of :class:`wsclient.Client`:
+it receives the :class:`~wsclient.Failure` and the default :class:`Verdict` and
+returns the verdict to apply.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from .failure import Failure, FailureKind
+
+__all__ = [
+    "CLOSE_CODES",
+    "HANDSHAKE_STATUSES",
+    "KIND_VERDICTS",
+    "Verdict",
+    "classify",
+    "parse_retry_after",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision for one failure.
+
+    Attributes:
+        retry: Whether to reconnect (after the backoff delay) or stop.
+        delay: A minimum delay before the next attempt, in seconds, such as
+            the server's ``Retry-After``; the backoff delay applies if longer.
+        why: A short explanation, used in logs and in the exception when fatal.
+    """
+
+    retry: bool
+    delay: float | None = None
+    why: str = ""
+
+    @classmethod
+    def fatal(cls, why: str = "") -> Verdict:
+        """A verdict that stops the client."""
+        return cls(retry=False, why=why)
+
+    @classmethod
+    def again(cls, why: str = "", delay: float | None = None) -> Verdict:
+        """A verdict that reconnects after the backoff delay (or ``delay``)."""
+        return cls(retry=True, delay=delay, why=why)
+
+
+RETRY: Final = True
+FATAL: Final = False
+
+# Close codes. See https://www.iana.org/assignments/websocket/websocket.xhtml
+# and RFC 6455, section 7.4.1. Codes not listed here retry: 1016-2999 are
+# unassigned or reserved, 3000-3999 belong to libraries and frameworks and
+# 4000-4999 to applications, whose meaning we cannot know. Make a private code
+# fatal with the ``classify`` hook.
+CLOSE_CODES: Final[Mapping[int, tuple[bool, str]]] = {
+    1000: (RETRY, "normal closure: the server ended the session; stay connected"),
+    1001: (RETRY, "going away: the server is shutting down or restarting"),
+    1002: (RETRY, "protocol error: may come from a faulty proxy; retry"),
+    1003: (FATAL, "unsupported data: the server will not accept what we send"),
+    1004: (RETRY, "reserved"),
+    1005: (RETRY, "no status code in the close frame"),
+    1006: (RETRY, "abnormal closure: the connection dropped without a close frame"),
+    1007: (FATAL, "invalid payload data: the server rejects what we send"),
+    1008: (FATAL, "policy violation: typically authorization; retrying will not help"),
+    1009: (RETRY, "message too big: the message is dropped; the session can go on"),
+    1010: (FATAL, "mandatory extension missing: a configuration mismatch"),
+    1011: (RETRY, "internal server error"),
+    1012: (RETRY, "service restart"),
+    1013: (RETRY, "try again later"),
+    1014: (RETRY, "bad gateway"),
+    1015: (FATAL, "TLS handshake failure"),
+    3000: (FATAL, "unauthorized (registered code)"),
+    3003: (FATAL, "forbidden (registered code)"),
+    3008: (RETRY, "timeout (registered code)"),
+}
+
+# Handshake statuses other than 101. Statuses not listed: 5xx retry, any other
+# status is fatal (a 4xx is an answer about the request, which does not change
+# by itself, and a 3xx that websockets did not follow is a redirect it refused).
+HANDSHAKE_STATUSES: Final[Mapping[int, tuple[bool, str]]] = {
+    401: (FATAL, "unauthorized: check the credentials"),
+    403: (FATAL, "forbidden: check the credentials and the origin"),
+    404: (FATAL, "not found: check the URL path"),
+    408: (RETRY, "request timeout"),
+    426: (FATAL, "upgrade required: the server does not speak this WebSocket version"),
+    429: (RETRY, "too many requests: honours Retry-After"),
+    500: (RETRY, "internal server error"),
+    502: (RETRY, "bad gateway"),
+    503: (RETRY, "service unavailable: honours Retry-After"),
+    504: (RETRY, "gateway timeout"),
+}
+
+# The statuses whose Retry-After header is honoured, per RFC 9110, 10.2.3.
+RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
+
+KIND_VERDICTS: Final[Mapping[FailureKind, tuple[bool, str]]] = {
+    FailureKind.DNS: (RETRY, "name resolution failed: DNS outages are often transient"),
+    FailureKind.REFUSED: (RETRY, "connection refused: the server may be restarting"),
+    FailureKind.RESET: (RETRY, "connection reset or lost during the handshake"),
+    FailureKind.TIMEOUT: (RETRY, "timed out while opening the connection"),
+    FailureKind.TLS_VERIFY: (FATAL, "TLS certificate verification failed"),
+    FailureKind.TLS: (RETRY, "TLS error during the handshake"),
+    FailureKind.HANDSHAKE: (RETRY, "invalid handshake response: may be a proxy"),
+    FailureKind.NEGOTIATION: (FATAL, "subprotocol or extension negotiation failed"),
+    FailureKind.INVALID_URL: (FATAL, "invalid WebSocket URL"),
+    FailureKind.ERROR: (FATAL, "unexpected error"),
+}
+
+
+def classify(failure: Failure, now: float) -> Verdict:
+    """Return the default verdict for ``failure``.
+
+    Args:
+        failure: What ended the connection or the attempt.
+        now: The current wall-clock time (seconds since the epoch), needed to
+            turn a ``Retry-After`` HTTP-date into a delay.
+    """
+    if failure.kind is FailureKind.CLOSED:
+        code = 1006 if failure.code is None else failure.code
+        retry, why = CLOSE_CODES.get(code, (RETRY, "unknown close code"))
+        return Verdict(retry, None, f"close code {code}: {why}")
+    if failure.kind is FailureKind.STATUS:
+        return _classify_status(failure, now)
+    retry, why = KIND_VERDICTS[failure.kind]
+    return Verdict(retry, None, why)
+
+
+def _classify_status(failure: Failure, now: float) -> Verdict:
+    status = failure.status or 0
+    default = (RETRY, "server error") if 500 <= status < 600 else (FATAL, "rejected")
+    retry, why = HANDSHAKE_STATUSES.get(status, default)
+    delay = None
+    if status in RETRY_AFTER_STATUSES:
+        delay = parse_retry_after(failure.headers.get("retry-after"), now)
+    return Verdict(retry, delay, f"HTTP {status}: {why}")
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Parse a ``Retry-After`` header in either form into a delay in seconds.
+
+    Args:
+        value: The header: delay-seconds (``"120"``) or an HTTP-date
+            (``"Wed, 21 Oct 2015 07:28:00 GMT"``); None when absent.
+        now: The current wall-clock time, to turn a date into a delay.
+
+    Returns:
+        The delay (0 for a date in the past), or None when the header is
+        absent or malformed: a broken header must not stall the client, so the
+        ordinary backoff applies instead.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; tolerate a missing zone.
+        return None
+    delay = when.timestamp() - now
+    return max(0.0, delay) if math.isfinite(delay) else None

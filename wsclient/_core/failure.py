@@ -1,0 +1,75 @@
+"""A backend-neutral description of what ended a connection or an attempt."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Failure", "FailureKind"]
+
+
+class FailureKind(enum.Enum):
+    """How a connection, or an attempt to open one, ended."""
+
+    CLOSED = "closed"
+    """The connection was open and closed: with a close frame, or abnormally (1006)."""
+    STATUS = "status"
+    """The server answered the opening handshake with a non-101 HTTP status."""
+    DNS = "dns"
+    """The host name could not be resolved."""
+    REFUSED = "refused"
+    """The TCP connection was refused (nothing listens on that port)."""
+    RESET = "reset"
+    """The TCP connection was reset or dropped during the opening handshake."""
+    TIMEOUT = "timeout"
+    """Connecting, or the opening handshake, took longer than ``open_timeout``."""
+    TLS_VERIFY = "tls_verify"
+    """The server's TLS certificate failed verification (CA or host name)."""
+    TLS = "tls"
+    """Any other TLS error during the handshake."""
+    HANDSHAKE = "handshake"
+    """The server's handshake response was malformed or failed validation."""
+    NEGOTIATION = "negotiation"
+    """Subprotocol or extension negotiation failed: a configuration mismatch."""
+    INVALID_URL = "invalid_url"
+    """The URL (typically returned by a URL provider) is not a valid ws:// or wss:// URL."""
+    ERROR = "error"
+    """Anything else: an unexpected exception, most likely a bug."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What ended a connection or a connection attempt.
+
+    The transport layer builds it from websockets' or the OS's exception; the
+    classification table and your ``classify`` hook decide from it whether to
+    retry.
+
+    Attributes:
+        kind: The category of failure.
+        code: The close code, for :attr:`FailureKind.CLOSED` (1006 when no close
+            frame was received).
+        reason: The close reason, or a short human-readable description.
+        status: The HTTP status, for :attr:`FailureKind.STATUS`.
+        headers: The HTTP response headers, for :attr:`FailureKind.STATUS`
+            (names in lower case).
+        error: The exception that caused the failure, if any.
+        during_handshake: True when the connection never opened.
+    """
+
+    kind: FailureKind
+    code: int | None = None
+    reason: str = ""
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: BaseException | None = field(default=None, compare=False)
+    during_handshake: bool = False
+
+    def __str__(self) -> str:
+        if self.kind is FailureKind.CLOSED:
+            text = f"connection closed with code {self.code}"
+            return f"{text} ({self.reason})" if self.reason else text
+        if self.kind is FailureKind.STATUS:
+            return f"server rejected the handshake with HTTP {self.status}"
+        return f"{self.kind.value}: {self.reason}" if self.reason else self.kind.value

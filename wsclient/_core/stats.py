@@ -1,0 +1,55 @@
+"""Counters behind :attr:`Client.stats`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Stats"]
+
+
+@dataclass(slots=True)
+class Stats:
+    """Live counters of a client. Read them; the client updates them in place.
+
+    Sizes are payload sizes: bytes for binary messages, characters for text
+    messages (equal for ASCII). Counting encoded bytes would cost a copy per
+    text message.
+
+    Attributes:
+        connects: Connections opened.
+        reconnects: Connections opened after losing one.
+        disconnects: Connections that ended.
+        failed_attempts: Connection attempts that failed before opening.
+        messages_in: Data messages received.
+        messages_out: Data messages sent.
+        bytes_in: Payload size received.
+        bytes_out: Payload size sent.
+        messages_dropped: Received messages dropped unread because the
+            application did not read them across many reconnections.
+        sends_interrupted: Messages handed to a connection that then closed
+            before confirming the write: they may be lost (at-most-once).
+        last_close_code: Close code of the last connection that ended.
+        last_close_reason: Close reason of the last connection that ended.
+        backoff_delay: Current (or last) delay before a reconnection, in seconds.
+        ping_rtt: Last ping round-trip time, in seconds (None before the first).
+        heartbeat_timeouts: Connections declared dead by the heartbeat or the
+            idle watchdog.
+        loop_lag_max: Longest event loop stall the heartbeat observed, in seconds.
+    """
+
+    connects: int = 0
+    reconnects: int = 0
+    disconnects: int = 0
+    failed_attempts: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    messages_dropped: int = 0
+    sends_interrupted: int = 0
+    last_close_code: int | None = None
+    last_close_reason: str | None = None
+    backoff_delay: float = 0.0
+    ping_rtt: float | None = None
+    heartbeat_timeouts: int = 0
+    loop_lag_max: float = 0.0

@@ -1,0 +1,85 @@
+"""Every exception wsclient raises.
+
+The tree::
+
+    WSClientError                   root: ``except wsclient.WSClientError`` catches them all
+    ├── ClientClosed                send() / iteration after close(); also a RuntimeError
+    └── ClientStopped               the supervisor stopped for good; ``.failure`` says why
+        ├── ConnectionRejected      a fatal failure per the classification table
+        └── GaveUp                  the stop strategy ran out; ``.attempts``, ``.downtime``
+
+Bad arguments raise the builtin :exc:`TypeError` / :exc:`ValueError`, never one
+of these, so that a programming error is not mistaken for a network condition.
+
+Every exception raised because of another one is chained (``raise X from exc``)
+so the websockets, anyio or OS error that caused it stays in the traceback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._core.failure import Failure
+
+__all__ = [
+    "ClientClosed",
+    "ClientStopped",
+    "ConnectionRejected",
+    "GaveUp",
+    "WSClientError",
+]
+
+
+class WSClientError(Exception):
+    """Base class of every exception raised by wsclient."""
+
+
+class ClientClosed(WSClientError, RuntimeError):
+    """The client was closed by the application; it cannot send or receive.
+
+    This is a usage error, which is why it is also a :exc:`RuntimeError`: do not
+    call :meth:`~wsclient.Client.send` after :meth:`~wsclient.Client.close`.
+    """
+
+    def __init__(self, message: str = "the client is closed") -> None:
+        super().__init__(message)
+
+
+class ClientStopped(WSClientError):
+    """The client stopped reconnecting and will not recover on its own.
+
+    Attributes:
+        failure: What ended the last connection or connection attempt.
+    """
+
+    def __init__(self, message: str, failure: Failure | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
+class ConnectionRejected(ClientStopped):
+    """The server's answer is fatal: retrying would get the same answer.
+
+    Raised for the outcomes that the classification table (or your
+    ``classify`` hook) marks fatal: for example a 401, 403 or 404 at the
+    handshake, close code 1008 (policy violation), or a TLS certificate that
+    fails verification. The fields of :attr:`failure` (``status``, ``code``,
+    ``reason``, ``headers``) say what the server answered.
+    """
+
+
+class GaveUp(ClientStopped):
+    """The reconnect policy's stop condition was reached.
+
+    Attributes:
+        attempts: Consecutive failed attempts when the client gave up.
+        downtime: Seconds since the connection was last up (or since start).
+    """
+
+    def __init__(
+        self, message: str, failure: Failure | None, attempts: int, downtime: float
+    ) -> None:
+        super().__init__(message, failure)
+        self.attempts = attempts
+        self.downtime = downtime

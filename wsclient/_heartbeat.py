@@ -1,0 +1,224 @@
+"""Finding dead links fast, without mistaking a busy client for a dead server.
+
+Three watchers, each optional, run beside an open connection:
+
+- **keepalive**: a ping every ``ping_interval``, a pong expected within
+  ``ping_timeout`` (websockets' names and meanings);
+- **idle watchdog**: no frame at all for ``idle_timeout`` means the link is
+  dead;
+- **application heartbeat**: ``heartbeat_message`` sent every
+  ``heartbeat_interval``; any frame received within ``heartbeat_timeout``
+  counts as the answer, for servers and proxies that do not answer pings.
+
+A watcher that finds the link dead aborts the TCP connection at once. That is
+the difference with websockets' keepalive, which starts a closing handshake
+with the dead peer and reports the connection closed only after
+``close_timeout`` more: here a half-open link is reported within
+``ping_interval + ping_timeout``.
+
+Two situations look like a dead link and are not:
+
+- **A slow consumer.** When the application stops reading, websockets' inbound
+  queue fills up and it stops reading the socket (flow control, which keeps
+  memory bounded), so the pong stays unread behind the queued messages. A
+  full queue proves that the server is sending, so while reading is paused
+  (or was paused during the wait) the deadline is postponed by another
+  timeout. Memory stays bounded by ``max_queue``.
+- **A blocked event loop.** A long synchronous call in the application
+  freezes the loop; timers then fire late, all at once, possibly before the
+  pong that sits in the socket buffer is processed. When a deadline fires
+  late by more than a quarter of the timeout (at least 50 ms), the loop was
+  blocked: the watcher grants one more timeout, logs a warning naming the
+  stall, and if the link is dead after all, the disconnect event carries
+  ``loop_blocked``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from ._core.stats import Stats
+from ._options import Options
+from ._transport.base import Connection, ConnectionClosed, Data
+
+__all__ = ["Monitor"]
+
+logger = logging.getLogger("wsclient")
+
+
+def _lag_threshold(timeout: float) -> float:
+    return max(0.05, timeout / 4)
+
+
+class Monitor:
+    """Watch one connection; abort it when a watcher finds it dead.
+
+    Attributes:
+        dead_reason: Why the connection was aborted; None if it was not.
+        loop_blocked: How long the event loop was blocked, when a stall
+            coincided with the timeout that declared the link dead.
+    """
+
+    def __init__(self, conn: Connection, options: Options, stats: Stats) -> None:
+        self.conn = conn
+        self.options = options
+        self.stats = stats
+        self.dead_reason: str | None = None
+        self.loop_blocked: float | None = None
+
+    async def run(self) -> None:
+        """Run the enabled watchers until the connection closes or is found dead.
+
+        Cancel the surrounding scope to stop watching; that is safe.
+        """
+        options = self.options
+        async with anyio.create_task_group() as tg:
+            if options.ping_interval is not None:
+                tg.start_soon(
+                    self._keepalive, options.ping_interval, options.ping_timeout
+                )
+            if options.idle_timeout is not None:
+                tg.start_soon(self._idle_watchdog, options.idle_timeout)
+            if options.heartbeat_interval is not None:
+                assert options.heartbeat_timeout is not None
+                tg.start_soon(
+                    self._app_heartbeat,
+                    options.heartbeat_interval,
+                    options.heartbeat_timeout,
+                )
+
+    # Watchers.
+
+    async def _keepalive(self, interval: float, timeout: float | None) -> None:
+        while True:
+            await self._sleep(interval)
+            try:
+                wait_pong = await self.conn.ping()
+            except ConnectionClosed:
+                return
+            if timeout is None:
+                continue
+            pauses = self.conn.pauses
+
+            async def pong_within(seconds: float) -> float | None:
+                deadline = anyio.current_time() + seconds
+                with anyio.move_on_after(seconds):
+                    await wait_pong()
+                    return None
+                return anyio.current_time() - deadline
+
+            if await self._wait(pong_within, timeout, pauses):
+                self.stats.ping_rtt = self.conn.latency
+                continue
+            await self._declare_dead("keepalive ping timeout")
+            return
+
+    async def _idle_watchdog(self, idle_timeout: float) -> None:
+        conn = self.conn
+
+        floor = 0.0
+
+        async def frame_within(seconds: float) -> float | None:
+            nonlocal floor
+            deadline = max(conn.last_frame_at, floor) + seconds
+            late = await self._sleep_until(deadline)
+            if conn.last_frame_at + seconds > deadline:
+                return None
+            # If the deadline is postponed, the next wait lasts a full timeout.
+            floor = anyio.current_time()
+            return late
+
+        while True:
+            if not await self._wait(frame_within, idle_timeout, conn.pauses):
+                await self._declare_dead(f"idle timeout: no frame for {idle_timeout} s")
+                return
+
+    async def _app_heartbeat(self, interval: float, timeout: float) -> None:
+        conn = self.conn
+        message = self.options.heartbeat_message
+        make: Callable[[], Data] = message if callable(message) else lambda: message
+        while True:
+            await self._sleep(interval)
+            sent_at = anyio.current_time()
+            try:
+                await conn.send(make())
+            except ConnectionClosed:
+                return
+
+            async def answer_within(seconds: float) -> float | None:
+                late = await self._sleep_until(anyio.current_time() + seconds)
+                return None if conn.last_frame_at >= sent_at else late
+
+            if not await self._wait(answer_within, timeout, conn.pauses):
+                await self._declare_dead("application heartbeat timeout")
+                return
+
+    # Shared rules.
+
+    async def _wait(
+        self,
+        attempt: Callable[[float], Awaitable[float | None]],
+        timeout: float,
+        pauses: int,
+    ) -> bool:
+        """Wait for a sign of life with the slow-consumer and blocked-loop rules.
+
+        ``attempt(seconds)`` waits up to ``seconds`` for a sign of life and
+        returns None if it came, else how late the deadline fired.
+        ``pauses`` is the connection's pause count when the wait began.
+        Returns False when the link must be declared dead.
+        """
+        granted_for_lag = False
+        while True:
+            late = await attempt(timeout)
+            if late is None:
+                return True
+            if self.conn.reading_paused or self.conn.pauses != pauses:
+                # Slow consumer: the answer is queued behind unread messages.
+                pauses = self.conn.pauses
+                logger.debug("= inbound queue full: postponing the heartbeat deadline")
+                continue
+            if late >= _lag_threshold(timeout) and not granted_for_lag:
+                granted_for_lag = True
+                self._note_lag(late)
+                logger.warning(
+                    "the event loop was blocked for %.3f s around a heartbeat "
+                    "deadline; waiting %.3f s more before declaring the link dead",
+                    late,
+                    timeout,
+                )
+                continue
+            return False
+
+    async def _declare_dead(self, reason: str) -> None:
+        self.dead_reason = reason
+        self.stats.heartbeat_timeouts += 1
+        if self.loop_blocked is not None:
+            logger.warning(
+                "%s after the event loop was blocked for %.3f s: the application "
+                "may have stalled the loop; the server may be fine",
+                reason,
+                self.loop_blocked,
+            )
+        else:
+            logger.warning("%s: dropping the connection", reason)
+        await self.conn.abort()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, and record how late the wake-up was: that is loop lag."""
+        await self._sleep_until(anyio.current_time() + seconds)
+
+    async def _sleep_until(self, deadline: float) -> float:
+        """Sleep until ``deadline``; return how late the wake-up was."""
+        await anyio.sleep_until(deadline)
+        late = anyio.current_time() - deadline
+        if late > self.stats.loop_lag_max:
+            self.stats.loop_lag_max = late
+        return late
+
+    def _note_lag(self, late: float) -> None:
+        self.loop_blocked = late
+        self.stats.loop_lag_max = max(self.stats.loop_lag_max, late)

@@ -1,0 +1,201 @@
+"""Validate and normalise the options of :class:`wsclient.Client`.
+
+Every check raises :exc:`TypeError` or :exc:`ValueError` at construction, with
+a message that says what to pass instead, so that a typo fails on the first
+line of a bot rather than at 3 a.m. on the first reconnect.
+"""
+
+from __future__ import annotations
+
+import math
+import ssl as ssl_module
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import tenacity
+from websockets.typing import Data
+
+from ._core.backoff import ExponentialJitter, StopStrategy, WaitStrategy
+from ._core.classify import Verdict
+from ._core.failure import Failure
+
+__all__ = ["ClassifyHook", "Options"]
+
+ClassifyHook: TypeAlias = Callable[[Failure, Verdict], Verdict]
+"""``classify(failure, default_verdict)`` → the verdict to apply."""
+
+
+def _number(name: str, value: object, *, allow_none: bool, zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        none = " or None" if allow_none else ""
+        raise TypeError(f"{name} must be a number of seconds{none}, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        floor = ">= 0" if zero else "> 0"
+        raise ValueError(f"{name} must be finite and {floor}, got {value!r}")
+
+
+def _limit(name: str, value: object) -> None:
+    """websockets' max_size / max_queue: an int, None, or an (int|None) pair."""
+    items = value if isinstance(value, tuple) else (value,)
+    if len(items) not in (1, 2) or not all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
+        for v in items
+    ):
+        raise TypeError(
+            f"{name} must be a positive int, None, or a pair of them, got {value!r}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """All the options of a client, validated. See :class:`wsclient.Client`."""
+
+    # Reconnection
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    backoff_multiplier: float = 2.0
+    backoff_jitter: float = 0.5
+    max_attempts: int | None = None
+    max_downtime: float | None = None
+    stable_after: float = 5.0
+    wait: WaitStrategy | None = None
+    stop: StopStrategy | None = None
+    classify: ClassifyHook | None = None
+    # Heartbeat
+    ping_interval: float | None = 20
+    ping_timeout: float | None = 20
+    idle_timeout: float | None = None
+    heartbeat_interval: float | None = None
+    heartbeat_timeout: float | None = None
+    heartbeat_message: Data | Callable[[], Data] = '{"type": "ping"}'
+    heartbeat_reply: Callable[[Data], bool] | None = None
+    # websockets' connection options, passed through unchanged.
+    websockets: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("backoff_initial", "backoff_max", "stable_after"):
+            _number(name, getattr(self, name), allow_none=False, zero=True)
+        _number("backoff_multiplier", self.backoff_multiplier, allow_none=False)
+        if self.backoff_multiplier < 1:
+            raise ValueError("backoff_multiplier must be >= 1 (1 keeps the delay flat)")
+        _number("backoff_jitter", self.backoff_jitter, allow_none=False, zero=True)
+        if self.backoff_jitter > 1:
+            raise ValueError("backoff_jitter is a fraction of the delay: use 0 to 1")
+        if self.max_attempts is not None and (
+            not isinstance(self.max_attempts, int)
+            or isinstance(self.max_attempts, bool)
+            or self.max_attempts < 1
+        ):
+            raise ValueError(
+                f"max_attempts must be an int >= 1 or None, got {self.max_attempts!r}"
+            )
+        for name in (
+            "max_downtime",
+            "ping_interval",
+            "ping_timeout",
+            "idle_timeout",
+            "heartbeat_interval",
+            "heartbeat_timeout",
+        ):
+            _number(name, getattr(self, name), allow_none=True)
+        self._check_strategies()
+        self._check_heartbeat()
+        self._check_websockets(self.websockets)
+
+    def _check_strategies(self) -> None:
+        for name in ("wait", "stop", "classify", "heartbeat_reply"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable or None, got {value!r}")
+        if self.stop is not None and (
+            self.max_attempts is not None or self.max_downtime is not None
+        ):
+            raise ValueError(
+                "pass either stop= (a tenacity stop strategy) or max_attempts= / "
+                "max_downtime=, not both: combine them in stop with '|'"
+            )
+
+    def _check_heartbeat(self) -> None:
+        if (self.heartbeat_interval is None) != (self.heartbeat_timeout is None):
+            raise ValueError(
+                "set both heartbeat_interval and heartbeat_timeout to enable the "
+                "application-level heartbeat, or neither"
+            )
+        message = self.heartbeat_message
+        if not isinstance(message, str | bytes) and not callable(message):
+            raise TypeError(
+                "heartbeat_message must be str, bytes, or a callable returning one, "
+                f"got {message!r}"
+            )
+
+    @staticmethod
+    def _check_websockets(options: Mapping[str, Any]) -> None:
+        for name in ("open_timeout", "close_timeout"):
+            _number(name, options.get(name), allow_none=True)
+        for name in ("max_size", "max_queue"):
+            if name in options:
+                _limit(name, options[name])
+        ssl = options.get("ssl")
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            raise TypeError(f"ssl must be an ssl.SSLContext or None, got {ssl!r}")
+        subprotocols = options.get("subprotocols")
+        if subprotocols is not None and (
+            isinstance(subprotocols, str) or not isinstance(subprotocols, Sequence)
+        ):
+            raise TypeError("subprotocols must be a list of str, e.g. ['chat.v1']")
+        compression = options.get("compression", "deflate")
+        if compression not in ("deflate", None):
+            raise ValueError("compression must be 'deflate' or None")
+        for name in ("user_agent_header", "origin"):
+            value = options.get(name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None, got {value!r}")
+        proxy = options.get("proxy", True)
+        if proxy is not True and proxy is not None and not isinstance(proxy, str):
+            raise TypeError("proxy must be True (system settings), None, or a URL str")
+        headers = options.get("additional_headers")
+        if headers is not None and not isinstance(headers, Mapping | Sequence):
+            raise TypeError(
+                "additional_headers must be a mapping or a list of (name, value) pairs"
+            )
+
+    # Derived settings.
+
+    def wait_strategy(self) -> WaitStrategy:
+        """The tenacity wait strategy: the user's, or exponential with jitter."""
+        if self.wait is not None:
+            return self.wait
+        return ExponentialJitter(
+            self.backoff_initial,
+            self.backoff_max,
+            self.backoff_multiplier,
+            self.backoff_jitter,
+        )
+
+    def stop_strategy(self) -> StopStrategy:
+        """The tenacity stop strategy: the user's, or built from the max_* options."""
+        if self.stop is not None:
+            return self.stop
+        stop: tenacity.stop.stop_base = tenacity.stop_never
+        if self.max_attempts is not None:
+            stop = stop | tenacity.stop_after_attempt(self.max_attempts)
+        if self.max_downtime is not None:
+            stop = stop | tenacity.stop_after_delay(self.max_downtime)
+        return stop
+
+    def websockets_options(self) -> dict[str, Any]:
+        """Options for websockets' ``connect``; our heartbeat replaces its keepalive.
+
+        websockets' keepalive fails a half-open link with 1011 and then waits
+        for ``close_timeout`` before the connection is reported closed; ours
+        aborts the TCP connection as soon as the pong is late.
+        """
+        return {**self.websockets, "ping_interval": None, "ping_timeout": None}
+
+    @property
+    def track_frames(self) -> bool:
+        """Whether connections must timestamp frames (idle watchdog, heartbeat)."""
+        return self.idle_timeout is not None or self.heartbeat_interval is not None

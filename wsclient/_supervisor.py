@@ -1,0 +1,304 @@
+"""The one task that connects, watches, and reconnects: the client's engine.
+
+Its loop follows websockets' ``connect.__aiter__`` (try, classify, ask the
+policy for a delay, sleep, retry) with two differences that matter for bots
+that run for days: the backoff resets only after a connection stayed up for
+``stable_after`` seconds, and *every* end of a connection (not only a failed
+handshake) goes through the backoff gate.
+
+The application's consumer never goes through this task: it reads the open
+connection directly (see :meth:`Client.__anext__`). This task only learns that
+the connection ended, decides what comes next, and tells everyone.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._callbacks import Callbacks
+from ._core.backoff import ReconnectPolicy
+from ._core.classify import Verdict, classify
+from ._core.events import ConnectEvent, DisconnectEvent, GiveUpEvent, ReconnectEvent
+from ._core.failure import Failure, FailureKind
+from ._core.state import ClientState, check_transition
+from ._core.stats import Stats
+from ._exceptions import ClientStopped, ConnectionRejected, GaveUp
+from ._heartbeat import Monitor
+from ._options import Options
+from ._transport.auto import get_opener
+from ._transport.base import ConnectFailed, Connection
+from ._urls import UrlRotation, redact_url
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
+__all__ = ["MAX_UNDRAINED", "Supervisor"]
+
+logger = logging.getLogger("wsclient")
+
+MAX_UNDRAINED = 8
+"""Closed connections whose unread messages are kept for the consumer.
+
+A consumer that lags behind several reconnects still reads every message, in
+order: each connection's queue is bounded by ``max_queue``, so this bounds
+memory. Beyond it, the oldest connection's unread messages are dropped,
+counted in :attr:`Stats.messages_dropped` and logged.
+"""
+
+# True inside the supervisor task, so that close() called from a callback
+# does not wait for the very task that runs the callback.
+in_supervisor: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "wsclient_in_supervisor", default=False
+)
+
+
+class Supervisor:
+    """Connection lifecycle of one client: state, policy, current connection."""
+
+    def __init__(
+        self, urls: UrlRotation, options: Options, callbacks: Callbacks
+    ) -> None:
+        self.urls = urls
+        self.options = options
+        self.callbacks = callbacks
+        self.stats = Stats()
+        self.state = ClientState.IDLE
+        self.error: ClientStopped | None = None
+        """Why the client stopped, when it stopped on its own."""
+        self.conn: Connection | None = None
+        """The open connection, while CONNECTED."""
+        self.undrained: collections.deque[Connection] = collections.deque()
+        """Connections the consumer has not finished reading, oldest first."""
+        self.url = ""
+        self.policy = ReconnectPolicy(
+            options.wait_strategy(), options.stop_strategy(), options.stable_after
+        )
+        self.close_requested = anyio.Event()
+        self.stopped = anyio.Event()
+        self._changed = anyio.Event()
+        self._attempt_scope: anyio.CancelScope | None = None
+        self._opener = get_opener()
+
+    # Public methods for the client.
+
+    def request_close(self) -> None:
+        """Stop now if connecting or backing off, gracefully if connected."""
+        self.close_requested.set()
+        if self._attempt_scope is not None:
+            self._attempt_scope.cancel()
+        if self.state is ClientState.IDLE:
+            self._set_state(ClientState.CLOSED)
+            self.stopped.set()
+
+    async def wait_changed(self) -> None:
+        """Wait for the next change of state (or of the connection)."""
+        await self._changed.wait()
+
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """The supervisor task. It never raises: failures become state."""
+        in_supervisor.set(True)
+        task_status.started()
+        try:
+            await self._loop()
+        except Exception as exc:  # A bug: report it rather than hang the client.
+            logger.error("the wsclient supervisor crashed", exc_info=True)
+            failure = Failure(FailureKind.ERROR, reason=repr(exc), error=exc)
+            self.error = ClientStopped(f"internal error: {exc!r}", failure)
+        finally:
+            if self.state is not ClientState.CLOSED:
+                self._set_state(ClientState.CLOSED)
+            self.stopped.set()
+
+    # Private methods.
+
+    def _set_state(self, state: ClientState) -> None:
+        check_transition(self.state, state)
+        self.state = state
+        logger.debug("= client is %s", state.value)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _loop(self) -> None:
+        attempts = 0  # since the connection was last up, for events and the provider
+        last: Failure | None = None
+        down_at: float | None = None
+        while not self.close_requested.is_set():
+            self._set_state(ClientState.CONNECTING)
+            attempts += 1
+            failure, monitor = await self._attempt(attempts, last, down_at)
+            if failure is None:  # close requested while connecting
+                break
+            if monitor is not None:  # the connection was up
+                attempts = 0
+                down_at = anyio.current_time()
+            else:
+                self.stats.failed_attempts += 1
+            last = failure
+            self.urls.failed()
+            if self.close_requested.is_set():
+                self._set_state(ClientState.CLOSED)
+                await self._fire_disconnect(failure, monitor, None)
+                break
+            wake_at = await self._decide(failure, monitor)
+            if wake_at is None:
+                return
+            with anyio.CancelScope() as self._attempt_scope:
+                await anyio.sleep_until(wake_at)
+            self._attempt_scope = None
+
+    async def _attempt(
+        self, attempt: int, last: Failure | None, down_at: float | None
+    ) -> tuple[Failure | None, Monitor | None]:
+        """Connect and stay connected; return what ended it.
+
+        Returns (None, None) when close() interrupted the attempt, else the
+        failure and, if the connection opened, its monitor.
+        """
+        with anyio.CancelScope() as self._attempt_scope:
+            try:
+                url = await self.urls.url_for(attempt, last)
+            except (TypeError, ValueError) as exc:
+                return Failure(
+                    FailureKind.INVALID_URL, reason=str(exc), error=exc
+                ), None
+            except Exception as exc:
+                reason = f"url provider raised {exc!r}"
+                return Failure(FailureKind.ERROR, reason=reason, error=exc), None
+            self.url = redact_url(url)
+            try:
+                async with self._opener(
+                    url, self.options.websockets_options(), self.options.track_frames
+                ) as conn:
+                    self._attempt_scope = None  # From now on close() is graceful.
+                    monitor = await self._connected(conn, attempt, down_at)
+            except ConnectFailed as exc:
+                return exc.failure, None
+            return conn.close_failure(monitor.dead_reason), monitor
+        return None, None
+
+    async def _connected(
+        self, conn: Connection, attempt: int, down_at: float | None
+    ) -> Monitor:
+        """Run one open connection until it closes or close() is requested."""
+        now = anyio.current_time()
+        self.policy.connected(now)
+        reconnect = self.stats.connects > 0
+        self.stats.connects += 1
+        if reconnect:
+            self.stats.reconnects += 1
+        self._keep_for_consumer(conn)
+        self.conn = conn
+        self._set_state(ClientState.CONNECTED)
+        logger.info("connected to %s", self.url)
+        monitor = Monitor(conn, self.options, self.stats)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(monitor.run)
+                tg.start_soon(self._cancel_on_close_request, tg.cancel_scope)
+                await self.callbacks.fire(
+                    "connect", ConnectEvent(self.url, attempt, reconnect)
+                )
+                if reconnect:
+                    downtime = now - (now if down_at is None else down_at)
+                    event = ReconnectEvent(attempt, downtime, self.url)
+                    await self.callbacks.fire("reconnect", event)
+                await conn.wait_closed()
+                tg.cancel_scope.cancel()
+        finally:
+            self.conn = None
+        self.stats.disconnects += 1
+        return monitor
+
+    async def _cancel_on_close_request(self, scope: anyio.CancelScope) -> None:
+        await self.close_requested.wait()
+        scope.cancel()
+
+    def _keep_for_consumer(self, conn: Connection) -> None:
+        self.undrained.append(conn)
+        if len(self.undrained) > MAX_UNDRAINED:
+            oldest = self.undrained.popleft()
+            lost = oldest.pending_messages
+            if lost:
+                self.stats.messages_dropped += lost
+                logger.warning(
+                    "dropped %d unread messages of a connection closed %d "
+                    "reconnections ago: the application is not reading",
+                    lost,
+                    MAX_UNDRAINED,
+                )
+
+    def _verdict(self, failure: Failure) -> Verdict:
+        default = classify(failure, time.time())
+        hook = self.options.classify
+        if hook is None:
+            return default
+        try:
+            verdict: object = hook(failure, default)
+        except Exception:
+            logger.error("the classify hook raised; using the default", exc_info=True)
+            return default
+        if not isinstance(verdict, Verdict):
+            logger.error("the classify hook returned %r, not a Verdict", verdict)
+            return default
+        return verdict
+
+    async def _decide(self, failure: Failure, monitor: Monitor | None) -> float | None:
+        """Classify, ask the policy, report; return when to retry, None to stop."""
+        if monitor is not None:
+            self.stats.last_close_code = failure.code
+            self.stats.last_close_reason = failure.reason
+        verdict = self._verdict(failure)
+        decision = self.policy.next_delay(anyio.current_time(), verdict.delay)
+        if not verdict.retry:
+            error: ClientStopped = ConnectionRejected(
+                f"{failure}: {verdict.why}" if verdict.why else str(failure), failure
+            )
+        elif decision.delay is None:
+            error = GaveUp(
+                f"gave up after {decision.attempt} attempts and "
+                f"{decision.downtime:.1f} s of downtime; last failure: {failure}",
+                failure,
+                decision.attempt,
+                decision.downtime,
+            )
+        else:
+            wake_at = anyio.current_time() + decision.delay
+            self.stats.backoff_delay = decision.delay
+            self._set_state(ClientState.BACKING_OFF)
+            logger.info(
+                "%s; reconnecting in %.2f s (attempt %d)",
+                failure,
+                decision.delay,
+                decision.attempt,
+            )
+            await self._fire_disconnect(failure, monitor, decision.delay)
+            return wake_at
+        error.__cause__ = failure.error
+        self.error = error
+        logger.error("giving up: %s", error)
+        self._set_state(ClientState.CLOSED)
+        await self._fire_disconnect(failure, monitor, None)
+        await self.callbacks.fire(
+            "give_up", GiveUpEvent(error, decision.attempt, decision.downtime)
+        )
+        return None
+
+    async def _fire_disconnect(
+        self, failure: Failure, monitor: Monitor | None, delay: float | None
+    ) -> None:
+        event = DisconnectEvent(
+            code=failure.code,
+            reason=failure.reason,
+            will_reconnect=delay is not None,
+            delay=delay,
+            failure=failure,
+            was_connected=monitor is not None,
+            loop_blocked=None if monitor is None else monitor.loop_blocked,
+        )
+        await self.callbacks.fire("disconnect", event)

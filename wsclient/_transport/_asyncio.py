@@ -1,0 +1,90 @@
+"""The asyncio backend: websockets.asyncio.client, adapted to :class:`Connection`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Frame
+
+from .base import ConnectFailed, Connection, failure_from_exception
+from .closing import close_failure
+
+__all__ = ["open_connection"]
+
+
+class _Connection(ClientConnection):
+    """websockets' connection plus the few facts the heartbeat needs."""
+
+    pauses = 0
+    last_frame_at = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assembler = self.recv_messages
+        pause = assembler.pause
+
+        def pause_and_count() -> None:
+            self.pauses += 1
+            pause()
+
+        assembler.pause = pause_and_count
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.state.name == "OPEN"
+
+    @property
+    def reading_paused(self) -> bool:
+        return self.recv_messages.paused
+
+    @property
+    def pending_messages(self) -> int:
+        return len(self.recv_messages.frames)
+
+    async def abort(self) -> None:
+        self.transport.abort()
+
+    async def ping(self) -> Callable[[], Awaitable[None]]:  # type: ignore[override]
+        pong = await super().ping()
+
+        async def wait_pong() -> None:
+            await pong
+
+        return wait_pong
+
+    async def aclose(self) -> None:
+        await self.close()
+
+    def close_failure(self, reason_override: str | None = None) -> Any:
+        return close_failure(self.close_code, self.close_reason, reason_override)
+
+
+class _TrackingConnection(_Connection):
+    """Also records when each frame arrives, for the idle watchdog."""
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame):
+            self.last_frame_at = self.loop.time()
+        super().process_event(event)
+
+
+@asynccontextmanager
+async def open_connection(
+    url: str, options: dict[str, Any], track_frames: bool
+) -> AsyncIterator[Connection]:
+    """Open a connection; raise :exc:`ConnectFailed` if the attempt fails."""
+    factory = _TrackingConnection if track_frames else _Connection
+    try:
+        ws = await connect(url, create_connection=factory, **options)
+    except Exception as exc:
+        raise ConnectFailed(failure_from_exception(exc)) from exc
+    assert isinstance(ws, _Connection)
+    ws.last_frame_at = ws.loop.time()
+    try:
+        yield ws
+    finally:
+        await ws.close()

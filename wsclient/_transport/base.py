@@ -1,0 +1,153 @@
+"""What the client needs from a backend, and the translation of its errors.
+
+websockets' exceptions are the same classes on both backends, so translating
+them into a :class:`~wsclient._core.failure.Failure` happens once, here.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from websockets.exceptions import (
+    ConnectionClosed as ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    NegotiationError,
+)
+from websockets.typing import Data as Data
+
+from .._core.failure import Failure, FailureKind
+
+__all__ = [
+    "ConnectFailed",
+    "Connection",
+    "ConnectionClosed",
+    "Data",
+    "Opener",
+    "failure_from_exception",
+]
+
+
+class ConnectFailed(Exception):
+    """Internal: an attempt to connect failed; ``failure`` says how."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+class Connection(Protocol):
+    """An open WebSocket connection, as the client drives it.
+
+    ``recv`` and ``send`` are websockets' own bound methods, so the hot path
+    costs nothing over websockets: no wrapper frame, no queue hop, no copy.
+    """
+
+    latency: float
+    """Last ping round-trip time measured by websockets."""
+    pauses: int
+    """How many times inbound flow control paused reading (slow consumer)."""
+    last_frame_at: float
+    """Clock reading when the last frame arrived (maintained when tracking)."""
+
+    async def recv(self) -> Data:
+        """Return the next message (websockets' own method)."""
+
+    async def send(self, message: Data | bytearray | memoryview) -> None:
+        """Send one message (websockets' own method)."""
+
+    @property
+    def is_open(self) -> bool:
+        """True while messages can be sent and received."""
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while the inbound queue is full and reading is paused."""
+
+    @property
+    def pending_messages(self) -> int:
+        """Frames received and not read yet (approximately messages)."""
+
+    async def abort(self) -> None:
+        """Drop the TCP connection now, without a closing handshake."""
+
+    async def ping(self) -> Callable[[], Awaitable[None]]:
+        """Send a ping; return a coroutine function that waits for its pong."""
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is closed."""
+
+    async def aclose(self) -> None:
+        """Close with code 1000, waiting up to ``close_timeout``."""
+
+    def close_failure(self, reason_override: str | None = None) -> Failure:
+        """Describe how the (closed) connection ended."""
+
+
+Opener = Callable[[str, dict[str, Any], bool], AbstractAsyncContextManager[Connection]]
+"""``opener(url, websockets_options, track_frames)`` → ``async with`` a Connection."""
+
+
+def failure_from_exception(exc: BaseException) -> Failure:
+    """Translate an exception raised while connecting into a :class:`Failure`."""
+    reason = str(exc)
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        headers = {k.lower(): v for k, v in response.headers.raw_items()}
+        return Failure(
+            FailureKind.STATUS,
+            status=response.status_code,
+            reason=response.reason_phrase,
+            headers=headers,
+            error=exc,
+            during_handshake=True,
+        )
+    kind = _kind_of(exc)
+    return Failure(kind, reason=reason, error=exc, during_handshake=True)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """Yield ``exc`` and what caused it (trio wraps TLS errors, for example)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _kind_of(exc: BaseException) -> FailureKind:
+    # The whole chain first: trio raises BrokenResourceError from an ssl error
+    # and a plain OSError from ConnectionRefusedError. Order matters:
+    # SSLCertVerificationError is an SSLError, which is an OSError.
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return FailureKind.TLS_VERIFY
+        if isinstance(cause, ssl.SSLError):
+            return FailureKind.TLS
+        if isinstance(cause, socket.gaierror):
+            return FailureKind.DNS
+        if isinstance(cause, ConnectionRefusedError):
+            return FailureKind.REFUSED
+    if isinstance(exc, TimeoutError):
+        return FailureKind.TIMEOUT
+    if isinstance(exc, InvalidURI):
+        return FailureKind.INVALID_URL
+    if isinstance(exc, NegotiationError):
+        return FailureKind.NEGOTIATION
+    if isinstance(exc, InvalidHandshake):
+        if any(isinstance(c, OSError | EOFError) for c in _causes(exc)):
+            return FailureKind.RESET
+        return FailureKind.HANDSHAKE
+    if isinstance(exc, OSError | EOFError) or type(exc).__name__ in _BROKEN:
+        return FailureKind.RESET
+    return FailureKind.ERROR
+
+
+# trio's stream errors, matched by name so that this module imports no backend.
+_BROKEN = frozenset({"BrokenResourceError", "ClosedResourceError"})

@@ -1,0 +1,85 @@
+"""Where to connect: one URL, a list rotated on failure, or a provider."""
+
+from __future__ import annotations
+
+import inspect
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias
+
+from ._core.failure import Failure
+
+__all__ = ["UrlProvider", "UrlSource", "UrlRotation", "check_url", "redact_url"]
+
+UrlProvider: TypeAlias = Callable[[int, Failure | None], str | Awaitable[str]]
+"""``provider(attempt, last_failure)`` → URL, sync or async, called per attempt."""
+
+UrlSource: TypeAlias = str | Sequence[str] | UrlProvider
+"""What :class:`wsclient.Client` accepts as ``url``."""
+
+
+def check_url(url: object, what: str = "url") -> str:
+    """Return ``url`` if it is a ws:// or wss:// URL with a host, else raise."""
+    if not isinstance(url, str):
+        raise TypeError(f"{what} must be a str like 'ws://host:port/path', got {url!r}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(
+            f"{what} must start with ws:// or wss:// and name a host, "
+            f"got {redact_url(url)!r}"
+        )
+    return url
+
+
+def redact_url(url: str) -> str:
+    """Hide the password and query values of ``url``: they often hold tokens."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = "&".join(f"{k}=***" for k, _ in pairs) or "***"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class UrlRotation:
+    """Yield the URL of each attempt; advance to the next one on every failure."""
+
+    def __init__(self, source: UrlSource) -> None:
+        self._provider: UrlProvider | None = None
+        self._urls: tuple[str, ...] = ()
+        self._index = 0
+        if isinstance(source, str):
+            self._urls = (check_url(source),)
+        elif callable(source):
+            self._provider = source
+        elif isinstance(source, Sequence) and source:
+            self._urls = tuple(check_url(u, "each url") for u in source)
+        else:
+            raise (ValueError if isinstance(source, Sequence) else TypeError)(
+                "url must be a ws:// or wss:// URL, a non-empty list of them, or a "
+                f"callable(attempt, last_failure) returning one; got {source!r}"
+            )
+
+    def all_insecure(self) -> bool:
+        """True when every URL is known in advance and none is wss://."""
+        return bool(self._urls) and not any(u.startswith("wss:") for u in self._urls)
+
+    async def url_for(self, attempt: int, last: Failure | None) -> str:
+        """Return the URL for ``attempt`` (1-based, consecutive)."""
+        if self._provider is None:
+            return self._urls[self._index]
+        url = self._provider(attempt, last)
+        if inspect.isawaitable(url):
+            url = await url
+        return check_url(url, "the URL returned by the url provider")
+
+    def failed(self) -> None:
+        """Move on to the next URL of the list (a no-op for one URL or a provider)."""
+        if self._urls:
+            self._index = (self._index + 1) % len(self._urls)

@@ -8,9 +8,64 @@ own suite does).
 from __future__ import annotations
 
 import os
+from typing import Any
+
+import anyio
 
 T = 0.001 * float(os.environ.get("WSCLIENT_TEST_TIMEOUT_FACTOR", "1"))
 """One time unit, in seconds (1 ms by default)."""
 
 LONG = 5000 * T
 """A generous bound for waits that should finish much sooner (5 s by default)."""
+
+
+def fast_options(**overrides: Any) -> dict[str, Any]:
+    """Client options for tests: quick backoff and heartbeat, no system proxy."""
+    options: dict[str, Any] = {
+        "backoff_initial": 20 * T,
+        "backoff_max": 100 * T,
+        "stable_after": 500 * T,
+        "ping_interval": None,
+        "open_timeout": LONG,
+        "close_timeout": 1000 * T,
+        "proxy": None,
+    }
+    options.update(overrides)
+    return options
+
+
+class Recorder:
+    """Collects callback events in order and lets a test wait for them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self._changed = anyio.Event()
+
+    def callbacks(self) -> dict[str, Any]:
+        """Keyword arguments registering this recorder for every event."""
+        return {
+            f"on_{name}": self._recorder(name)
+            for name in ("connect", "disconnect", "reconnect", "give_up")
+        }
+
+    def names(self) -> list[str]:
+        """The names of the events so far, in order."""
+        return [name for name, _ in self.events]
+
+    def of(self, name: str) -> list[Any]:
+        """The events of one kind, in order."""
+        return [event for n, event in self.events if n == name]
+
+    async def wait_for(self, name: str, count: int = 1) -> Any:
+        """Wait until ``count`` events named ``name`` happened; return the last."""
+        while len(self.of(name)) < count:
+            await self._changed.wait()
+        return self.of(name)[count - 1]
+
+    def _recorder(self, name: str) -> Any:
+        def record(event: Any) -> None:
+            self.events.append((name, event))
+            self._changed.set()
+            self._changed = anyio.Event()
+
+        return record

@@ -14,7 +14,7 @@ logger = logging.getLogger("wsclient")
 EventName: TypeAlias = Literal["connect", "disconnect", "reconnect", "give_up"]
 EVENT_NAMES: Final[tuple[str, ...]] = ("connect", "disconnect", "reconnect", "give_up")
 
-Callback: TypeAlias = Callable[[Any], None | Awaitable[None]]
+Callback: TypeAlias = Callable[[Any], Awaitable[None] | None]
 """A sync or async function taking one event object."""
 
 

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import logging
-import ssl as ssl_module
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
 
 import anyio
 from websockets.http11 import USER_AGENT
 
 from ._callbacks import Callback, Callbacks, EventName
-from ._core.backoff import StopStrategy, WaitStrategy
 from ._core.state import ClientState
 from ._core.stats import Stats
 from ._exceptions import ClientClosed
@@ -21,11 +17,20 @@ from ._supervisor import Supervisor, in_supervisor
 from ._transport.base import Connection, ConnectionClosed, Data
 from ._urls import UrlRotation, UrlSource
 
+if TYPE_CHECKING:
+    import ssl as ssl_module
+    from collections.abc import Callable, Mapping, Sequence
+    from types import TracebackType
+
+    from ._core.backoff import StopStrategy, WaitStrategy
+
 __all__ = ["Client"]
 
 logger = logging.getLogger("wsclient")
 
 _DATA_TYPES = (str, bytes, bytearray, memoryview)
+
+C = TypeVar("C", bound=Callback)
 
 
 class Client:
@@ -130,8 +135,8 @@ class Client:
         open_timeout: float | None = 10,
         close_timeout: float | None = 10,
         # Limits (websockets)
-        max_size: int | None | tuple[int | None, int | None] = 2**20,
-        max_queue: int | None | tuple[int | None, int | None] = 16,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
+        max_queue: int | tuple[int | None, int | None] | None = 16,
         # Handshake and TLS (websockets)
         additional_headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         subprotocols: Sequence[str] | None = None,
@@ -142,19 +147,19 @@ class Client:
         origin: str | None = None,
     ) -> None:
         urls = UrlRotation(url)
-        ws_options: dict[str, Any] = dict(
-            open_timeout=open_timeout,
-            close_timeout=close_timeout,
-            max_size=max_size,
-            max_queue=max_queue,
-            additional_headers=additional_headers,
-            subprotocols=subprotocols,
-            compression=compression,
-            ssl=ssl,
-            proxy=proxy,
-            user_agent_header=user_agent_header,
-            origin=origin,
-        )
+        ws_options: dict[str, Any] = {
+            "open_timeout": open_timeout,
+            "close_timeout": close_timeout,
+            "max_size": max_size,
+            "max_queue": max_queue,
+            "additional_headers": additional_headers,
+            "subprotocols": subprotocols,
+            "compression": compression,
+            "ssl": ssl,
+            "proxy": proxy,
+            "user_agent_header": user_agent_header,
+            "origin": origin,
+        }
         options = Options(
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
@@ -219,15 +224,31 @@ class Client:
 
     # Public methods.
 
-    def on(self, event: EventName, callback: Callback) -> Callback:
-        """Register ``callback`` for ``event``; return it, so it can decorate.
+    @overload
+    def on(self, event: EventName, callback: C) -> C: ...
+    @overload
+    def on(self, event: EventName, callback: None = None) -> Callable[[C], C]: ...
+    def on(self, event: EventName, callback: C | None = None) -> C | Callable[[C], C]:
+        """Register ``callback`` for ``event``; without it, return a decorator.
 
         ``event`` is ``"connect"``, ``"disconnect"``, ``"reconnect"`` or
         ``"give_up"``. Callbacks run in the client's supervisor task, in
         registration order, and may be sync or async. One that raises is
         logged and skipped. A slow async callback delays the supervisor: start
         a task for long work.
+
+        ::
+
+            @client.on("reconnect")
+            async def resync(event: wsclient.ReconnectEvent) -> None: ...
         """
+        if callback is None:
+
+            def register(fn: C) -> C:
+                self._callbacks.add(event, fn)
+                return fn
+
+            return register
         self._callbacks.add(event, callback)
         return callback
 
@@ -263,10 +284,10 @@ class Client:
             ClientStopped: The client stopped (fatal error or gave up).
             ClientClosed: The client was closed.
         """
-        if not isinstance(message, _DATA_TYPES):
-            raise TypeError(
-                f"send() takes str (text) or bytes (binary), got {type(message).__name__}"
-            )
+        if not isinstance(cast(object, message), _DATA_TYPES):  # Checked for users
+            # without a type checker.
+            kind = type(message).__name__
+            raise TypeError(f"send() takes str (text) or bytes (binary), got {kind}")
         conn = await self._open_connection()
         try:
             await conn.send(message)
@@ -310,14 +331,17 @@ class Client:
         exc_type: type[BaseException] | None,
         exc_value: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool | None:
-        assert self._supervisor is not None and self._task_group is not None
+    ) -> None:
+        assert self._supervisor is not None
+        assert self._task_group is not None
         if exc_type is None:
             await self.close()
         else:  # Unwinding: no closing handshake, just stop.
             self._supervisor.request_close()
             self._task_group.cancel_scope.cancel()
-        return await self._task_group.__aexit__(exc_type, exc_value, traceback)
+        # The supervisor never raises, so the group has nothing to report; the
+        # exception of the block, if any, propagates unwrapped.
+        await self._task_group.__aexit__(None, None, None)
 
     # Async iterator.
 

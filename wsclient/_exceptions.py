@@ -2,11 +2,11 @@
 
 The tree::
 
-    WSClientError                   root: ``except wsclient.WSClientError`` catches them all
-    ├── ClientClosed                send() / iteration after close(); also a RuntimeError
-    └── ClientStopped               the supervisor stopped for good; ``.failure`` says why
-        ├── ConnectionRejected      a fatal failure per the classification table
-        └── GaveUp                  the stop strategy ran out; ``.attempts``, ``.downtime``
+    WSClientError             root: ``except wsclient.WSClientError`` catches all
+    ├── ClientClosed          send() / iteration after close(); a RuntimeError too
+    └── ClientStopped         the client stopped for good; ``.failure`` says why
+        ├── ConnectionRejected  a fatal failure per the classification table
+        └── GaveUp              the stop strategy ran out; ``.attempts``, ``.downtime``
 
 Bad arguments raise the builtin :exc:`TypeError` / :exc:`ValueError`, never one
 of these, so that a programming error is not mistaken for a network condition.

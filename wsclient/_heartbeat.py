@@ -36,13 +36,17 @@ Two situations look like a dead link and are not:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
-from ._core.stats import Stats
-from ._options import Options
 from ._transport.base import Connection, ConnectionClosed, Data
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ._core.stats import Stats
+    from ._options import Options
 
 __all__ = ["Monitor"]
 
@@ -103,7 +107,9 @@ class Monitor:
                 continue
             pauses = self.conn.pauses
 
-            async def pong_within(seconds: float) -> float | None:
+            async def pong_within(
+                seconds: float, wait_pong: Callable[[], Awaitable[None]] = wait_pong
+            ) -> float | None:
                 deadline = anyio.current_time() + seconds
                 with anyio.move_on_after(seconds):
                     await wait_pong()
@@ -148,7 +154,9 @@ class Monitor:
             except ConnectionClosed:
                 return
 
-            async def answer_within(seconds: float) -> float | None:
+            async def answer_within(
+                seconds: float, sent_at: float = sent_at
+            ) -> float | None:
                 late = await self._sleep_until(anyio.current_time() + seconds)
                 return None if conn.last_frame_at >= sent_at else late
 

@@ -11,14 +11,16 @@ import math
 import ssl as ssl_module
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import tenacity
-from websockets.typing import Data
 
 from ._core.backoff import ExponentialJitter, StopStrategy, WaitStrategy
 from ._core.classify import Verdict
 from ._core.failure import Failure
+
+if TYPE_CHECKING:
+    from websockets.typing import Data
 
 __all__ = ["ClassifyHook", "Options"]
 

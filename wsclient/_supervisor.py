@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._callbacks import Callbacks
 from ._core.backoff import ReconnectPolicy
 from ._core.classify import Verdict, classify
 from ._core.events import ConnectEvent, DisconnectEvent, GiveUpEvent, ReconnectEvent
@@ -30,13 +29,15 @@ from ._core.state import ClientState, check_transition
 from ._core.stats import Stats
 from ._exceptions import ClientStopped, ConnectionRejected, GaveUp
 from ._heartbeat import Monitor
-from ._options import Options
 from ._transport.auto import get_opener
 from ._transport.base import ConnectFailed, Connection
 from ._urls import UrlRotation, redact_url
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
+
+    from ._callbacks import Callbacks
+    from ._options import Options
 
 __all__ = ["MAX_UNDRAINED", "Supervisor"]
 

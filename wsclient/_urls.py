@@ -9,7 +9,7 @@ from typing import TypeAlias
 
 from ._core.failure import Failure
 
-__all__ = ["UrlProvider", "UrlSource", "UrlRotation", "check_url", "redact_url"]
+__all__ = ["UrlProvider", "UrlRotation", "UrlSource", "check_url", "redact_url"]
 
 UrlProvider: TypeAlias = Callable[[int, Failure | None], str | Awaitable[str]]
 """``provider(attempt, last_failure)`` → URL, sync or async, called per attempt."""

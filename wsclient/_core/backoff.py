@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import tenacity
 
-__all__ = ["ExponentialJitter", "ReconnectPolicy", "WaitStrategy", "StopStrategy"]
+__all__ = ["ExponentialJitter", "ReconnectPolicy", "StopStrategy", "WaitStrategy"]
 
 WaitStrategy = Callable[[tenacity.RetryCallState], float]
 """A tenacity wait strategy, such as ``tenacity.wait_random_exponential(...)``."""

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import email.utils
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .failure import Failure, FailureKind
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "CLOSE_CODES",

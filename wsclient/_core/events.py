@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .failure import Failure
+if TYPE_CHECKING:
+    from .failure import Failure
 
 __all__ = ["ConnectEvent", "DisconnectEvent", "GiveUpEvent", "ReconnectEvent"]
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["Failure", "FailureKind"]
 
@@ -33,7 +36,7 @@ class FailureKind(enum.Enum):
     NEGOTIATION = "negotiation"
     """Subprotocol or extension negotiation failed: a configuration mismatch."""
     INVALID_URL = "invalid_url"
-    """The URL (typically returned by a URL provider) is not a valid ws:// or wss:// URL."""
+    """The URL (typically from a URL provider) is not a valid ws:// or wss:// URL."""
     ERROR = "error"
     """Anything else: an unexpected exception, most likely a bug."""
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from websockets.frames import Frame
@@ -12,6 +11,9 @@ from websockets.trio.client import ClientConnection, connect
 
 from .base import ConnectFailed, Connection, failure_from_exception
 from .closing import close_failure
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["open_connection"]
 

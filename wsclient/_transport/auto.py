@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from .base import Opener
+if TYPE_CHECKING:
+    from .base import Opener
 
 __all__ = ["get_opener"]
 

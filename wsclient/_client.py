@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast, overload
 
 import anyio
 from websockets.http11 import USER_AGENT
@@ -284,7 +284,7 @@ class Client:
             ClientStopped: The client stopped (fatal error or gave up).
             ClientClosed: The client was closed.
         """
-        if not isinstance(cast(object, message), _DATA_TYPES):  # Checked for users
+        if not isinstance(cast("object", message), _DATA_TYPES):  # Checked for users
             # without a type checker.
             kind = type(message).__name__
             raise TypeError(f"send() takes str (text) or bytes (binary), got {kind}")

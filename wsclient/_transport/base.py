@@ -112,13 +112,24 @@ def failure_from_exception(exc: BaseException) -> Failure:
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """Yield ``exc`` and what caused it (trio wraps TLS errors, for example)."""
+    """Yield ``exc`` and what caused it, depth first.
+
+    trio wraps TLS errors in BrokenResourceError and connection errors in an
+    OSError caused by an ExceptionGroup of one error per address tried.
+    """
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(reversed(current.exceptions))
+        cause = current.__cause__ or current.__context__
+        if cause is not None:
+            stack.append(cause)
 
 
 def _kind_of(exc: BaseException) -> FailureKind:

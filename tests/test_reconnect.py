@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import ssl
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -14,9 +14,11 @@ import trustme
 
 import wsclient
 from wsclient import Client, ClientState, FailureKind, Verdict
-from wsclient.server import Server
 
 from .utils import LONG, Recorder, T, fast_options
+
+if TYPE_CHECKING:
+    from wsclient.server import Server
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +59,7 @@ class TestBackoff:
             assert delay >= 10 * T * 2**n / 2
 
     async def test_backoff_resets_after_stable_connection(self, server: Server) -> None:
-        """After a connection stayed up for stable_after, the delay is back at initial."""
+        """After stable_after seconds of uptime, the delay is back at initial."""
         recorder = Recorder()
         options = fast_options(
             backoff_initial=10 * T, backoff_jitter=0, stable_after=100 * T
@@ -102,7 +104,8 @@ class TestGiveUp:
                 with pytest.raises(wsclient.GaveUp):
                     await anext(aiter(client))
         assert raised.value.attempts == 3
-        assert give_up.attempts == 3 and give_up.error is raised.value
+        assert give_up.attempts == 3
+        assert give_up.error is raised.value
         assert client.state is ClientState.CLOSED
         assert recorder.names() == ["disconnect"] * 3 + ["give_up"]
         assert [e.will_reconnect for e in recorder.of("disconnect")] == [
@@ -152,7 +155,8 @@ class TestClassification:
                     await c.wait_connected()
         first = recorder.of("disconnect")[0]
         assert first.will_reconnect is not fatal
-        assert first.failure.status == status and first.code is None
+        assert first.failure.status == status
+        assert first.code is None
 
     @pytest.mark.parametrize(
         ("code", "fatal"), [(1008, True), (1003, True), (1012, False), (4000, False)]
@@ -270,7 +274,8 @@ class TestUrls:
         async with Client(provider, **fast_options()) as client:
             with anyio.fail_after(LONG):
                 await client.wait_connected()
-            assert "secret" not in client.url and "secret" not in repr(client)
+            assert "secret" not in client.url
+            assert "secret" not in repr(client)
         assert calls == [(1, None), (2, FailureKind.STATUS)]
 
     async def test_provider_error_is_fatal(self, server: Server) -> None:

@@ -143,26 +143,45 @@ class Monitor:
                 return
 
     async def _app_heartbeat(self, interval: float, timeout: float) -> None:
+        """Send every ``interval``; the oldest unanswered one must get a frame.
+
+        Heartbeats go out on schedule whether or not the previous one was
+        answered, so the period stays ``interval`` even when ``timeout`` is
+        longer.
+        """
         conn = self.conn
         message = self.options.heartbeat_message
         make: Callable[[], Data] = message if callable(message) else lambda: message
+        unanswered: float | None = None  # When the oldest unanswered one left.
+        next_send = anyio.current_time() + interval
+        granted_for_lag = False
         while True:
-            await self._sleep(interval)
-            sent_at = anyio.current_time()
-            try:
-                await conn.send(make())
-            except ConnectionClosed:
-                return
-
-            async def answer_within(
-                seconds: float, sent_at: float = sent_at
-            ) -> float | None:
-                late = await self._sleep_until(anyio.current_time() + seconds)
-                return None if conn.last_frame_at >= sent_at else late
-
-            if not await self._wait(answer_within, timeout, conn.pauses):
-                await self._declare_dead("application heartbeat timeout")
-                return
+            wake = (
+                next_send
+                if unanswered is None
+                else min(next_send, unanswered + timeout)
+            )
+            late = await self._sleep_until(wake)
+            now = anyio.current_time()
+            if unanswered is not None and conn.last_frame_at >= unanswered:
+                unanswered, granted_for_lag = None, False
+            if unanswered is not None and now >= unanswered + timeout:
+                if conn.reading_paused:  # Slow consumer: answers wait unread.
+                    unanswered = now
+                elif late >= _lag_threshold(timeout) and not granted_for_lag:
+                    granted_for_lag = True
+                    self._note_lag(late)
+                    unanswered = now
+                else:
+                    await self._declare_dead("application heartbeat timeout")
+                    return
+            if now >= next_send:
+                try:
+                    await conn.send(make())
+                except ConnectionClosed:
+                    return
+                unanswered = now if unanswered is None else unanswered
+                next_send = now + interval
 
     # Shared rules.
 

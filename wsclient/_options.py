@@ -78,19 +78,22 @@ class Options:
     websockets: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("backoff_initial", "backoff_max", "stable_after"):
-            _number(name, getattr(self, name), allow_none=False, zero=True)
+        # A zero initial delay would stay zero: a tight reconnect loop.
+        _number("backoff_initial", self.backoff_initial, allow_none=False)
+        _number("backoff_max", self.backoff_max, allow_none=False)
+        _number("stable_after", self.stable_after, allow_none=False, zero=True)
         _number("backoff_multiplier", self.backoff_multiplier, allow_none=False)
         if self.backoff_multiplier < 1:
             raise ValueError("backoff_multiplier must be >= 1 (1 keeps the delay flat)")
         _number("backoff_jitter", self.backoff_jitter, allow_none=False, zero=True)
         if self.backoff_jitter > 1:
             raise ValueError("backoff_jitter is a fraction of the delay: use 0 to 1")
-        if self.max_attempts is not None and (
-            not isinstance(self.max_attempts, int)
-            or isinstance(self.max_attempts, bool)
-            or self.max_attempts < 1
+        attempts = self.max_attempts
+        if attempts is not None and (
+            not isinstance(attempts, int) or isinstance(attempts, bool)
         ):
+            raise TypeError(f"max_attempts must be an int or None, got {attempts!r}")
+        if attempts is not None and attempts < 1:
             raise ValueError(
                 f"max_attempts must be an int >= 1 or None, got {self.max_attempts!r}"
             )

@@ -22,7 +22,13 @@ def check_url(url: object, what: str = "url") -> str:
     """Return ``url`` if it is a ws:// or wss:// URL with a host, else raise."""
     if not isinstance(url, str):
         raise TypeError(f"{what} must be a str like 'ws://host:port/path', got {url!r}")
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ValueError(
+            f"{what} has an invalid host or port: {redact_url(url)!r}"
+        ) from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ValueError(
             f"{what} must start with ws:// or wss:// and name a host, "

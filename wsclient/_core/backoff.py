@@ -17,6 +17,7 @@ here. The caller owns the sleeping; tenacity objects stay data.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,14 +65,13 @@ class ExponentialJitter(tenacity.wait.wait_base):
         self._random = (rng or random.Random()).random
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        base = self.initial
-        # Grow step by step and stop at the cap, so that a long outage cannot
-        # overflow a float with multiplier ** attempt.
-        for _ in range(retry_state.attempt_number - 1):
-            if base >= self.maximum:
-                break
-            base *= self.multiplier
-        base = min(base, self.maximum)
+        exponent = retry_state.attempt_number - 1
+        if self.multiplier > 1 and 0 < self.initial < self.maximum:
+            # Past this exponent the base is capped anyway: clamping it keeps
+            # multiplier ** exponent finite during an outage of any length.
+            steps = math.log(self.maximum / self.initial, self.multiplier)
+            exponent = min(exponent, math.ceil(steps))
+        base = min(self.initial * self.multiplier ** max(exponent, 0), self.maximum)
         return base * (1.0 - self.jitter * self._random())
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "CLOSE_CODES",
     "HANDSHAKE_STATUSES",
     "KIND_VERDICTS",
+    "MAX_RETRY_AFTER",
     "Verdict",
     "classify",
     "parse_retry_after",
@@ -104,6 +105,9 @@ HANDSHAKE_STATUSES: Final[Mapping[int, tuple[bool, str]]] = {
     504: (RETRY, "gateway timeout"),
 }
 
+MAX_RETRY_AFTER: Final = 3600.0
+"""The longest Retry-After honoured, in seconds; longer values are capped."""
+
 # The statuses whose Retry-After header is honoured, per RFC 9110, 10.2.3.
 RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 
@@ -158,15 +162,17 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         now: The current wall-clock time, to turn a date into a delay.
 
     Returns:
-        The delay (0 for a date in the past), or None when the header is
+        The delay (0 for a date in the past, at most :data:`MAX_RETRY_AFTER`:
+        a server must not be able to park a client for days), or None when
+        the header is
         absent or malformed: a broken header must not stall the client, so the
         ordinary backoff applies instead.
     """
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -174,4 +180,4 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:  # RFC 9110 dates are GMT; tolerate a missing zone.
         return None
     delay = when.timestamp() - now
-    return max(0.0, delay) if math.isfinite(delay) else None
+    return min(max(0.0, delay), MAX_RETRY_AFTER) if math.isfinite(delay) else None

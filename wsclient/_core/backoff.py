@@ -65,13 +65,16 @@ class ExponentialJitter(tenacity.wait.wait_base):
         self._random = (rng or random.Random()).random
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exponent = retry_state.attempt_number - 1
-        if self.multiplier > 1 and 0 < self.initial < self.maximum:
-            # Past this exponent the base is capped anyway: clamping it keeps
-            # multiplier ** exponent finite during an outage of any length.
-            steps = math.log(self.maximum / self.initial, self.multiplier)
-            exponent = min(exponent, math.ceil(steps))
-        base = min(self.initial * self.multiplier ** max(exponent, 0), self.maximum)
+        exponent = max(retry_state.attempt_number - 1, 0)
+        base = min(self.initial, self.maximum)
+        if exponent and self.multiplier > 1 and 0 < base < self.maximum:
+            # Compare in log space: multiplier ** exponent may not fit in a
+            # float during a long outage, but the capped base always does.
+            room = math.log(self.maximum) - math.log(base)
+            if exponent * math.log(self.multiplier) >= room:
+                base = self.maximum
+            else:
+                base = min(base * self.multiplier**exponent, self.maximum)
         return base * (1.0 - self.jitter * self._random())
 
     def __repr__(self) -> str:

@@ -88,5 +88,9 @@ async def open_connection(
     ws.last_frame_at = ws.loop.time()
     try:
         yield ws
-    finally:
         await ws.close()
+    except BaseException:
+        # Cancelled or failing: do not wait for a closing handshake, and do
+        # not leave the transport open until garbage collection.
+        ws.transport.abort()
+        raise

@@ -191,6 +191,7 @@ class Supervisor:
         self.policy.connected(now)
         reconnect = self.stats.connects > 0
         self.stats.connects += 1
+        self.stats.ping_rtt = None  # A round trip of this connection, not the last.
         if reconnect:
             self.stats.reconnects += 1
         self._keep_for_consumer(conn)

@@ -26,12 +26,15 @@ class Stats:
         bytes_out: Payload size sent.
         messages_dropped: Received messages dropped unread because the
             application did not read them across many reconnections.
-        sends_interrupted: Messages handed to a connection that then closed
-            before confirming the write: they may be lost (at-most-once).
+        sends_interrupted: Messages handed to a connection that closed
+            while sending them: they may be lost. This is *not* a count of
+            all losses: a message written to the socket just before the link
+            died is lost without any error (plain sends are at-most-once).
         last_close_code: Close code of the last connection that ended.
         last_close_reason: Close reason of the last connection that ended.
         backoff_delay: Current (or last) delay before a reconnection, in seconds.
-        ping_rtt: Last ping round-trip time, in seconds (None before the first).
+        ping_rtt: Last ping round-trip time on the current connection, in
+            seconds (None until its first pong).
         heartbeat_timeouts: Connections declared dead by the heartbeat or the
             idle watchdog.
         loop_lag_max: Longest event loop stall the heartbeat observed, in seconds.

@@ -108,6 +108,8 @@ def failure_from_exception(exc: BaseException) -> Failure:
             during_handshake=True,
         )
     kind = _kind_of(exc)
+    if kind is FailureKind.REFUSED:  # The same words on both backends.
+        reason = "connection refused"
     return Failure(kind, reason=reason, error=exc, during_handshake=True)
 
 

@@ -16,8 +16,9 @@ def close_failure(
     handshake, so websockets reports 1006 with no reason: the override says
     why (``"keepalive ping timeout"``).
     """
+    code = 1006 if code is None else int(code)
+    if not (reason_override or reason) and code == 1006:
+        reason = "connection lost without a close frame"
     return Failure(
-        FailureKind.CLOSED,
-        code=1006 if code is None else int(code),
-        reason=reason_override or reason or "",
+        FailureKind.CLOSED, code=code, reason=reason_override or reason or ""
     )

@@ -113,6 +113,9 @@ class Monitor:
                 deadline = anyio.current_time() + seconds
                 with anyio.move_on_after(seconds):
                     await wait_pong()
+                    # A pong processed after its deadline came late because
+                    # the loop was blocked: that is loop lag too.
+                    self._record_lag(anyio.current_time() - deadline)
                     return None
                 return anyio.current_time() - deadline
 
@@ -242,10 +245,13 @@ class Monitor:
         """Sleep until ``deadline``; return how late the wake-up was."""
         await anyio.sleep_until(deadline)
         late = anyio.current_time() - deadline
+        self._record_lag(late)
+        return late
+
+    def _record_lag(self, late: float) -> None:
         if late > self.stats.loop_lag_max:
             self.stats.loop_lag_max = late
-        return late
 
     def _note_lag(self, late: float) -> None:
         self.loop_blocked = late
-        self.stats.loop_lag_max = max(self.stats.loop_lag_max, late)
+        self._record_lag(late)

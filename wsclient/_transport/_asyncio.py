@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,6 @@ from .base import ConnectFailed, Connection, failure_from_exception
 from .closing import close_failure
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["open_connection"]
@@ -54,7 +54,9 @@ class _Connection(ClientConnection):
         pong = await super().ping()
 
         async def wait_pong() -> None:
-            await pong
+            # Shielded: a timed-out wait must not cancel the future, because
+            # the heartbeat may wait for the same pong again (blocked loop).
+            await asyncio.shield(pong)
 
         return wait_pong
 

@@ -1,0 +1,79 @@
+"""Run the reference server from the command line until Ctrl-C.
+
+Usage: ``python -m wsclient.server [--host H] [--port P] [--backend asyncio|trio]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._server import serve
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the server; return the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        anyio.run(_run, args.host, args.port, backend=args.backend)
+    except KeyboardInterrupt:
+        return 0
+    except BaseExceptionGroup as group:
+        # Ctrl-C while trio ran several tasks may interrupt more than one.
+        if group.split(KeyboardInterrupt)[1] is not None:
+            raise
+        return 0
+    except OSError as exc:  # typically: the port is already in use
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+async def _run(host: str, port: int) -> None:
+    async with serve(host=host, port=port) as server:
+        print(f"listening on {server.url} (Ctrl-C to stop)", flush=True)
+        await anyio.sleep_forever()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m wsclient.server",
+        description="Run wsclient's reference WebSocket server (echo, ping, "
+        "broadcast and stream commands; see `pydoc wsclient.server`).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument(
+        "--port", type=_port, default=8765, help="port to bind, 0 for any free port"
+    )
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every frame (DEBUG)"
+    )
+    return parser
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be from 0 to 65535: {port}")
+    return port
+
+
+if __name__ == "__main__":
+    sys.exit(main())

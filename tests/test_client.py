@@ -68,6 +68,17 @@ class TestSendReceive:
             assert stats.connects == 1
             assert stats.reconnects == 0
 
+    async def test_latency(self, server: Server) -> None:
+        """With server latency, replies take at least that long; nothing breaks."""
+        server.set_latency(50 * T)
+        async with Client(server.url, **fast_options()) as client:
+            with anyio.fail_after(LONG):
+                await client.wait_connected()
+                sent_at = anyio.current_time()
+                await client.send(echo("slow"))
+                assert data_of(await anext(aiter(client))) == "slow"
+                assert anyio.current_time() - sent_at >= 50 * T
+
     async def test_iteration_survives_reconnect(self, server: Server) -> None:
         """async for keeps going across an abnormal closure, in order."""
         recorder = Recorder()

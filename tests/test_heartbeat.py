@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from wsclient import Client
+from wsclient import Client, DisconnectEvent
 
 from .utils import LONG, Recorder, T, fast_options
 
@@ -20,6 +20,16 @@ pytestmark = pytest.mark.anyio
 
 SLACK = 100 * T
 """Scheduling slack on top of a detection bound."""
+
+
+async def time_to_detect_stall(
+    server: Server, recorder: Recorder
+) -> tuple[float, DisconnectEvent]:
+    """Stall the server; return how long until the client reported the link dead."""
+    server.stall(True)
+    stalled_at = anyio.current_time()
+    event = await recorder.wait_for("disconnect")
+    return anyio.current_time() - stalled_at, event
 
 
 def is_pong(message: str | bytes) -> bool:
@@ -43,10 +53,7 @@ class TestHalfOpen:
         async with Client(server.url, **options, **recorder.callbacks()) as client:
             with anyio.fail_after(LONG):
                 await client.wait_connected()
-                server.stall(True)
-                stalled_at = anyio.current_time()
-                event = await recorder.wait_for("disconnect")
-                detected_after = anyio.current_time() - stalled_at
+                detected_after, event = await time_to_detect_stall(server, recorder)
                 server.stall(False)
                 await recorder.wait_for("reconnect")
         assert detected_after <= interval + timeout + SLACK
@@ -73,10 +80,7 @@ class TestHalfOpen:
         async with Client(server.url, **options, **recorder.callbacks()) as client:
             with anyio.fail_after(LONG):
                 await client.wait_connected()
-                server.stall(True)
-                stalled_at = anyio.current_time()
-                event = await recorder.wait_for("disconnect")
-                detected_after = anyio.current_time() - stalled_at
+                detected_after, event = await time_to_detect_stall(server, recorder)
         assert detected_after <= 100 * T + SLACK
         assert event.code == 1006
         assert event.reason.startswith("idle timeout")
@@ -88,10 +92,7 @@ class TestHalfOpen:
         async with Client(server.url, **options, **recorder.callbacks()) as client:
             with anyio.fail_after(LONG):
                 await client.wait_connected()
-                server.stall(True)
-                stalled_at = anyio.current_time()
-                event = await recorder.wait_for("disconnect")
-                detected_after = anyio.current_time() - stalled_at
+                detected_after, event = await time_to_detect_stall(server, recorder)
         assert detected_after <= 30 * T + 100 * T + SLACK
         assert event.reason == "application heartbeat timeout"
 

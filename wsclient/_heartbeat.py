@@ -20,10 +20,11 @@ Two situations look like a dead link and are not:
 
 - **A slow consumer.** When the application stops reading, websockets' inbound
   queue fills up and it stops reading the socket (flow control, which keeps
-  memory bounded), so the pong stays unread behind the queued messages. A
-  full queue proves that the server is sending, so while reading is paused
-  (or was paused during the wait) the deadline is postponed by another
-  timeout. Memory stays bounded by ``max_queue``.
+  memory bounded), so the pong stays unread behind the queued messages. The
+  same happens, briefly, behind a large backlog in the TCP buffers. A full
+  queue, or messages still being read, prove that the server is sending, so
+  while reading is paused or data flows, the deadline is postponed by
+  another timeout. Memory stays bounded by ``max_queue``.
 - **A blocked event loop.** A long synchronous call in the application
   freezes the loop; timers then fire late, all at once, possibly before the
   pong that sits in the socket buffer is processed. When a deadline fires
@@ -105,7 +106,7 @@ class Monitor:
                 return
             if timeout is None:
                 continue
-            pauses = self.conn.pauses
+            progress = self._progress()
 
             async def pong_within(
                 seconds: float, wait_pong: Callable[[], Awaitable[None]] = wait_pong
@@ -119,7 +120,7 @@ class Monitor:
                     return None
                 return anyio.current_time() - deadline
 
-            if await self._wait(pong_within, timeout, pauses):
+            if await self._wait(pong_within, timeout, progress):
                 self.stats.ping_rtt = self.conn.latency
                 continue
             await self._declare_dead("keepalive ping timeout")
@@ -141,7 +142,7 @@ class Monitor:
             return late
 
         while True:
-            if not await self._wait(frame_within, idle_timeout, conn.pauses):
+            if not await self._wait(frame_within, idle_timeout, self._progress()):
                 await self._declare_dead(f"idle timeout: no frame for {idle_timeout} s")
                 return
 
@@ -192,13 +193,13 @@ class Monitor:
         self,
         attempt: Callable[[float], Awaitable[float | None]],
         timeout: float,
-        pauses: int,
+        progress: tuple[int, int],
     ) -> bool:
         """Wait for a sign of life with the slow-consumer and blocked-loop rules.
 
         ``attempt(seconds)`` waits up to ``seconds`` for a sign of life and
         returns None if it came, else how late the deadline fired.
-        ``pauses`` is the connection's pause count when the wait began.
+        ``progress`` is :meth:`_progress` when the wait began.
         Returns False when the link must be declared dead.
         """
         granted_for_lag = False
@@ -206,10 +207,12 @@ class Monitor:
             late = await attempt(timeout)
             if late is None:
                 return True
-            if self.conn.reading_paused or self.conn.pauses != pauses:
-                # Slow consumer: the answer is queued behind unread messages.
-                pauses = self.conn.pauses
-                logger.debug("= inbound queue full: postponing the heartbeat deadline")
+            if self.conn.reading_paused or self._progress() != progress:
+                # Data is flowing: the answer is queued behind messages that
+                # the application has not read yet, or behind a backlog in
+                # the TCP buffers (head-of-line blocking). Not dead.
+                progress = self._progress()
+                logger.debug("= data is flowing: postponing the heartbeat deadline")
                 continue
             if late >= _lag_threshold(timeout) and not granted_for_lag:
                 granted_for_lag = True
@@ -222,6 +225,15 @@ class Monitor:
                 )
                 continue
             return False
+
+    def _progress(self) -> tuple[int, int]:
+        """A snapshot that changes while data flows through the connection.
+
+        Reading pauses (the inbound queue filled up) and messages read by the
+        application: both are free to observe, unlike a per-frame timestamp.
+        A dead link stops both within ``max_queue`` messages.
+        """
+        return self.conn.pauses, self.stats.messages_in
 
     async def _declare_dead(self, reason: str) -> None:
         self.dead_reason = reason

@@ -115,6 +115,20 @@ class TestGiveUp:
         ]
         assert isinstance(raised.value.__cause__, OSError)
 
+    async def test_max_attempts_after_a_stable_connection(self, server: Server) -> None:
+        """max_attempts counts reconnection attempts, not the drop itself."""
+        recorder = Recorder()
+        options = fast_options(max_attempts=2, stable_after=0)
+        async with Client(server.url, **options, **recorder.callbacks()) as client:
+            with anyio.fail_after(LONG):
+                await client.wait_connected()
+                await server.go_down()
+                give_up = await recorder.wait_for("give_up")
+        disconnects = recorder.of("disconnect")
+        assert [e.was_connected for e in disconnects] == [True, False, False]
+        assert give_up.attempts == 2
+        assert client.stats.failed_attempts == 2
+
     async def test_max_downtime(self, server: Server) -> None:
         """After max_downtime seconds without a connection the client gives up."""
         await server.go_down()

@@ -13,7 +13,7 @@ from ._core.state import ClientState
 from ._core.stats import Stats
 from ._exceptions import ClientClosed
 from ._options import ClassifyHook, Options
-from ._supervisor import Supervisor, in_supervisor
+from ._supervisor import Supervisor
 from ._transport.base import Connection, ConnectionClosed, Data
 from ._urls import UrlRotation, UrlSource
 
@@ -212,10 +212,11 @@ class Client:
 
     @property
     def stats(self) -> Stats:
-        """Live counters: connects, reconnects, messages and bytes, delays, RTT."""
-        if self._supervisor is None:
-            return self._stats
-        return self._supervisor.stats
+        """Live counters: connects, reconnects, messages and bytes, delays, RTT.
+
+        The same object for the life of the client, updated in place.
+        """
+        return self._stats
 
     @property
     def url(self) -> str:
@@ -312,7 +313,7 @@ class Client:
             self._closed_before_start = True
             return
         supervisor.request_close()
-        if not in_supervisor.get():
+        if not supervisor.in_supervisor():
             await supervisor.stopped.wait()
 
     # Async context manager.
@@ -320,10 +321,16 @@ class Client:
     async def __aenter__(self) -> Self:
         if self._supervisor is not None or self._closed_before_start:
             raise RuntimeError("a Client can be entered only once; create a new one")
-        self._supervisor = Supervisor(self._urls, self._options, self._callbacks)
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        await self._task_group.start(self._supervisor.run)
+        self._supervisor = Supervisor(
+            self._urls, self._options, self._callbacks, self._stats
+        )
+        self._task_group = task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        try:
+            await task_group.start(self._supervisor.run)
+        except BaseException as exc:  # Cancelled while starting.
+            await self._exit_task_group(exc)
+            raise
         return self
 
     async def __aexit__(
@@ -334,14 +341,26 @@ class Client:
     ) -> None:
         assert self._supervisor is not None
         assert self._task_group is not None
-        if exc_type is None:
-            await self.close()
-        else:  # Unwinding: no closing handshake, just stop.
-            self._supervisor.request_close()
-            self._task_group.cancel_scope.cancel()
+        try:
+            if exc_type is None:
+                await self.close()
+            else:  # Unwinding: no closing handshake, just stop.
+                self._supervisor.request_close()
+                self._task_group.cancel_scope.cancel()
+        except BaseException as exc:  # close() cancelled from outside.
+            await self._exit_task_group(exc)
+            raise
         # The supervisor never raises, so the group has nothing to report; the
         # exception of the block, if any, propagates unwrapped.
         await self._task_group.__aexit__(None, None, None)
+
+    async def _exit_task_group(self, exc: BaseException) -> None:
+        """Stop the supervisor and leave the task group while ``exc`` is raised."""
+        assert self._supervisor is not None
+        assert self._task_group is not None
+        self._supervisor.request_close()
+        self._task_group.cancel_scope.cancel()
+        await self._task_group.__aexit__(type(exc), exc, exc.__traceback__)
 
     # Async iterator.
 
@@ -403,13 +422,13 @@ class Client:
     async def _open_connection(self) -> Connection:
         supervisor = self._running_supervisor()
         while True:
-            conn = supervisor.conn
-            if conn is not None and conn.is_open:
-                return conn
             if supervisor.error is not None:
                 raise supervisor.error
             if supervisor.close_requested.is_set():
                 raise ClientClosed()
+            conn = supervisor.conn
+            if conn is not None and conn.is_open:
+                return conn
             await supervisor.wait_changed()
 
     def _running_supervisor(self) -> Supervisor:

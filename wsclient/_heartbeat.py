@@ -36,12 +36,13 @@ Two situations look like a dead link and are not:
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 
-from ._transport.base import Connection, ConnectionClosed, Data
+from ._transport.base import Connection, ConnectionClosed
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -83,52 +84,78 @@ class Monitor:
         async with anyio.create_task_group() as tg:
             if options.ping_interval is not None:
                 tg.start_soon(
-                    self._keepalive, options.ping_interval, options.ping_timeout
+                    self._guard,
+                    self._keepalive,
+                    options.ping_interval,
+                    options.ping_timeout,
                 )
             if options.idle_timeout is not None:
-                tg.start_soon(self._idle_watchdog, options.idle_timeout)
+                tg.start_soon(self._guard, self._idle_watchdog, options.idle_timeout)
             if options.heartbeat_interval is not None:
                 assert options.heartbeat_timeout is not None
                 tg.start_soon(
+                    self._guard,
                     self._app_heartbeat,
                     options.heartbeat_interval,
                     options.heartbeat_timeout,
                 )
 
+    async def _guard(
+        self, watcher: Callable[..., Awaitable[None]], *args: float | None
+    ) -> None:
+        """Run one watcher; nothing it raises may take the client down.
+
+        A closed connection ends the watcher quietly (the supervisor is about
+        to notice). Anything else is a bug: log it and drop the connection,
+        so that the client reconnects with working watchers rather than go on
+        unwatched.
+        """
+        try:
+            await watcher(*args)
+        except ConnectionClosed:
+            return
+        except Exception:
+            logger.error("the %s watcher failed", watcher.__name__, exc_info=True)
+            await self._declare_dead(f"{watcher.__name__.strip('_')} watcher failed")
+
     # Watchers.
 
     async def _keepalive(self, interval: float, timeout: float | None) -> None:
+        conn = self.conn
         while True:
             await self._sleep(interval)
-            try:
-                wait_pong = await self.conn.ping()
-            except ConnectionClosed:
-                return
             if timeout is None:
+                await conn.ping()
                 continue
             progress = self._progress()
+            pong_within = functools.partial(self._pong_within, waiter=[])
+            if not await self._wait(pong_within, timeout, progress):
+                await self._declare_dead("keepalive ping timeout")
+                return
+            self.stats.ping_rtt = conn.latency
 
-            async def pong_within(
-                seconds: float, wait_pong: Callable[[], Awaitable[None]] = wait_pong
-            ) -> float | None:
-                deadline = anyio.current_time() + seconds
-                with anyio.move_on_after(seconds):
-                    await wait_pong()
-                    # A pong processed after its deadline came late because
-                    # the loop was blocked: that is loop lag too.
-                    self._record_lag(anyio.current_time() - deadline)
-                    return None
-                return anyio.current_time() - deadline
+    async def _pong_within(
+        self, seconds: float, waiter: list[Callable[[], Awaitable[None]]]
+    ) -> float | None:
+        """Ping (once per ``waiter``) and wait for the pong up to ``seconds``.
 
-            if await self._wait(pong_within, timeout, progress):
-                self.stats.ping_rtt = self.conn.latency
-                continue
-            await self._declare_dead("keepalive ping timeout")
-            return
+        Returns None when the pong came, else how late the deadline fired.
+        """
+        deadline = anyio.current_time() + seconds
+        with anyio.move_on_after(seconds):
+            # The deadline covers sending the ping too: with a full send
+            # buffer, a dead peer blocks the write itself.
+            if not waiter:
+                waiter.append(await self.conn.ping())
+            await waiter[0]()
+            # A pong processed after its deadline came late because the loop
+            # was blocked: that is loop lag too.
+            self._record_lag(anyio.current_time() - deadline)
+            return None
+        return anyio.current_time() - deadline
 
     async def _idle_watchdog(self, idle_timeout: float) -> None:
         conn = self.conn
-
         floor = 0.0
 
         async def frame_within(seconds: float) -> float | None:
@@ -147,16 +174,16 @@ class Monitor:
                 return
 
     async def _app_heartbeat(self, interval: float, timeout: float) -> None:
-        """Send every ``interval``; the oldest unanswered one must get a frame.
+        """Send every ``interval``; a data frame must follow within ``timeout``.
 
-        Heartbeats go out on schedule whether or not the previous one was
-        answered, so the period stays ``interval`` even when ``timeout`` is
-        longer.
+        Only data frames answer: a proxy that answers pings itself must not
+        make a dead server look alive. Heartbeats go out on schedule whether
+        or not the previous one was answered, so the period stays
+        ``interval`` even when ``timeout`` is longer.
         """
         conn = self.conn
-        message = self.options.heartbeat_message
-        make: Callable[[], Data] = message if callable(message) else lambda: message
         unanswered: float | None = None  # When the oldest unanswered one left.
+        progress = self._progress()
         next_send = anyio.current_time() + interval
         granted_for_lag = False
         while True:
@@ -167,11 +194,12 @@ class Monitor:
             )
             late = await self._sleep_until(wake)
             now = anyio.current_time()
-            if unanswered is not None and conn.last_frame_at >= unanswered:
+            if unanswered is not None and conn.last_data_at >= unanswered:
                 unanswered, granted_for_lag = None, False
+                self.loop_blocked = None
             if unanswered is not None and now >= unanswered + timeout:
-                if conn.reading_paused:  # Slow consumer: answers wait unread.
-                    unanswered = now
+                if conn.reading_paused or self._progress() != progress:
+                    unanswered, progress = now, self._progress()  # Data flows.
                 elif late >= _lag_threshold(timeout) and not granted_for_lag:
                     granted_for_lag = True
                     self._note_lag(late)
@@ -180,12 +208,28 @@ class Monitor:
                     await self._declare_dead("application heartbeat timeout")
                     return
             if now >= next_send:
-                try:
-                    await conn.send(make())
-                except ConnectionClosed:
-                    return
-                unanswered = now if unanswered is None else unanswered
                 next_send = now + interval
+                if not await self._send_heartbeat(timeout):
+                    await self._declare_dead("application heartbeat send timed out")
+                    return
+                if unanswered is None:
+                    unanswered, progress = now, self._progress()
+
+    async def _send_heartbeat(self, timeout: float) -> bool:
+        """Send one heartbeat; False if the send itself blocked for ``timeout``."""
+        message = self.options.heartbeat_message
+        try:
+            data = message() if callable(message) else message
+        except Exception:
+            logger.error("heartbeat_message raised; skipping this beat", exc_info=True)
+            return True
+        if not isinstance(cast("object", data), str | bytes):
+            logger.error("heartbeat_message returned %r, not str or bytes", data)
+            return True
+        with anyio.move_on_after(timeout):
+            await self.conn.send(data)
+            return True
+        return False
 
     # Shared rules.
 
@@ -206,6 +250,7 @@ class Monitor:
         while True:
             late = await attempt(timeout)
             if late is None:
+                self.loop_blocked = None  # Alive: an earlier stall is history.
                 return True
             if self.conn.reading_paused or self._progress() != progress:
                 # Data is flowing: the answer is queued behind messages that

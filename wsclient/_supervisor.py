@@ -14,7 +14,6 @@ the connection ended, decides what comes next, and tells everyone.
 from __future__ import annotations
 
 import collections
-import contextvars
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -26,7 +25,6 @@ from ._core.classify import Verdict, classify
 from ._core.events import ConnectEvent, DisconnectEvent, GiveUpEvent, ReconnectEvent
 from ._core.failure import Failure, FailureKind
 from ._core.state import ClientState, check_transition
-from ._core.stats import Stats
 from ._exceptions import ClientStopped, ConnectionRejected, GaveUp
 from ._heartbeat import Monitor
 from ._transport.auto import get_opener
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from ._callbacks import Callbacks
+    from ._core.stats import Stats
     from ._options import Options
 
 __all__ = ["MAX_UNDRAINED", "Supervisor"]
@@ -52,23 +51,17 @@ memory. Beyond it, the oldest connection's unread messages are dropped,
 counted in :attr:`Stats.messages_dropped` and logged.
 """
 
-# True inside the supervisor task, so that close() called from a callback
-# does not wait for the very task that runs the callback.
-in_supervisor: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "wsclient_in_supervisor", default=False
-)
-
 
 class Supervisor:
     """Connection lifecycle of one client: state, policy, current connection."""
 
     def __init__(
-        self, urls: UrlRotation, options: Options, callbacks: Callbacks
+        self, urls: UrlRotation, options: Options, callbacks: Callbacks, stats: Stats
     ) -> None:
         self.urls = urls
         self.options = options
         self.callbacks = callbacks
-        self.stats = Stats()
+        self.stats = stats
         self.state = ClientState.IDLE
         self.error: ClientStopped | None = None
         """Why the client stopped, when it stopped on its own."""
@@ -84,6 +77,7 @@ class Supervisor:
         self.stopped = anyio.Event()
         self._changed = anyio.Event()
         self._attempt_scope: anyio.CancelScope | None = None
+        self._task_id: int | None = None
         self._opener = get_opener()
 
     # Public methods for the client.
@@ -97,13 +91,22 @@ class Supervisor:
             self._set_state(ClientState.CLOSED)
             self.stopped.set()
 
+    def in_supervisor(self) -> bool:
+        """True when called from the supervisor task (from a callback).
+
+        close() called there must not wait for the very task that runs it.
+        A task id, not a context variable: tasks that a callback starts
+        inherit its context but are not the supervisor.
+        """
+        return anyio.get_current_task().id == self._task_id
+
     async def wait_changed(self) -> None:
         """Wait for the next change of state (or of the connection)."""
         await self._changed.wait()
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """The supervisor task. It never raises: failures become state."""
-        in_supervisor.set(True)
+        self._task_id = anyio.get_current_task().id
         task_status.started()
         try:
             await self._loop()
@@ -115,6 +118,7 @@ class Supervisor:
             if self.state is not ClientState.CLOSED:
                 self._set_state(ClientState.CLOSED)
             self.stopped.set()
+            self._notify()
 
     # Private methods.
 
@@ -122,6 +126,10 @@ class Supervisor:
         check_transition(self.state, state)
         self.state = state
         logger.debug("= client is %s", state.value)
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake every task waiting in :meth:`wait_changed`."""
         self._changed.set()
         self._changed = anyio.Event()
 
@@ -147,8 +155,8 @@ class Supervisor:
                 await self._fire_disconnect(failure, monitor, None)
                 break
             wake_at = await self._decide(failure, monitor)
-            if wake_at is None:
-                return
+            if wake_at is None or self.close_requested.is_set():
+                return  # Gave up, or close() was called from a callback.
             with anyio.CancelScope() as self._attempt_scope:
                 await anyio.sleep_until(wake_at)
             self._attempt_scope = None

@@ -167,7 +167,8 @@ def test_stable_connection_resets() -> None:
         p.next_delay(now)
     p.connected(10.0)
     decision = p.next_delay(16.0)
-    assert decision == Decision(1.0, 1, 0.0)
+    # The drop itself is not a failed attempt: no attempt was made yet.
+    assert decision == Decision(1.0, 0, 0.0)
     assert p.failures == 1
 
 
@@ -177,7 +178,7 @@ def test_stable_exactly_at_threshold_resets() -> None:
     p.next_delay(0.0)
     p.next_delay(1.0)
     p.connected(10.0)
-    assert p.next_delay(15.0).attempt == 1
+    assert p.next_delay(15.0).attempt == 0
 
 
 def test_stable_reset_restores_initial_jitter_range() -> None:
@@ -307,14 +308,18 @@ def test_stop_after_attempt_counts_unstable_connections() -> None:
 
 
 def test_stop_after_attempt_restarts_after_stable() -> None:
-    """A stable connection restarts the attempt count of stop_after_attempt."""
+    """A stable connection restarts the count; the drop is not an attempt.
+
+    With stop_after_attempt(3), the client makes 3 reconnection attempts.
+    """
     p = policy(stop=tenacity.stop_after_attempt(3), stable_after=5.0)
     p.next_delay(0.0)
     p.next_delay(1.0)
     p.connected(3.0)
-    assert p.next_delay(10.0).delay == 1.0
-    assert p.next_delay(11.0).delay == 2.0
-    assert p.next_delay(13.0).delay is None
+    assert p.next_delay(10.0) == Decision(1.0, 0, 0.0)  # The drop.
+    assert p.next_delay(11.0) == Decision(2.0, 1, 1.0)  # Attempt 1 failed.
+    assert p.next_delay(13.0) == Decision(4.0, 2, 3.0)  # Attempt 2 failed.
+    assert p.next_delay(17.0) == Decision(None, 3, 7.0)  # Attempt 3: give up.
 
 
 def test_stop_after_delay_from_first_failure() -> None:
@@ -346,9 +351,9 @@ def test_stop_after_delay_restarts_after_stable_connection() -> None:
     p.next_delay(0.0)
     p.next_delay(9.0)
     p.connected(9.5)
-    assert p.next_delay(20.0) == Decision(1.0, 1, 0.0)
-    assert p.next_delay(29.0) == Decision(2.0, 2, 9.0)
-    assert p.next_delay(30.0) == Decision(None, 3, 10.0)
+    assert p.next_delay(20.0) == Decision(1.0, 0, 0.0)
+    assert p.next_delay(29.0) == Decision(2.0, 1, 9.0)
+    assert p.next_delay(30.0) == Decision(None, 2, 10.0)
 
 
 def test_combined_stop_strategies() -> None:
@@ -477,10 +482,11 @@ def test_policy_properties(
         assert decision.delay is not None
         assert 0.0 <= decision.delay <= max(maximum, minimum or 0.0)
         assert decision.delay >= (minimum or 0.0)
-        assert decision.attempt == p.failures >= 1
+        assert p.failures >= 1
+        assert decision.attempt in (p.failures, p.failures - 1)
         assert decision.downtime >= 0.0
         if connected_at is not None and now - connected_at >= stable_after:
-            assert decision.attempt == 1
+            assert decision.attempt == 0  # The drop is not an attempt.
             assert decision.downtime == 0.0
         connected_at = None
         now += decision.delay

@@ -90,8 +90,8 @@ class Decision:
 
     Attributes:
         delay: Seconds to wait before the next attempt; None means give up.
-        attempt: The number of the attempt that follows (1 for the first
-            reconnect after a stable connection).
+        attempt: Consecutive failed attempts so far in this outage (the drop
+            of a stable connection is not one).
         downtime: Seconds since the connection was last up.
     """
 
@@ -128,6 +128,7 @@ class ReconnectPolicy:
         self._down_since: float | None = None
         self._connected_at: float | None = None
         self._slept = 0.0
+        self._drops = 0  # 1 when the outage began with a stable connection's drop.
 
     def connected(self, now: float) -> None:
         """Record that a connection opened at ``now``."""
@@ -135,6 +136,11 @@ class ReconnectPolicy:
 
     def next_delay(self, now: float, minimum: float | None = None) -> Decision:
         """Record a failure at ``now`` and decide what comes next.
+
+        A failure is a failed attempt, or a connection that dropped before
+        ``stable_after``. A stable connection that drops starts a new outage:
+        the counts restart, and the drop itself is not a failed attempt, so
+        ``stop_after_attempt(n)`` allows n reconnection attempts.
 
         Args:
             now: The current monotonic time.
@@ -146,28 +152,30 @@ class ReconnectPolicy:
         """
         if self._connected_at is not None:
             if now - self._connected_at >= self.stable_after:
-                self.failures = 0
-                self._slept = 0.0
-            self._down_since = now if self.failures == 0 else self._down_since
+                self.failures, self._slept, self._down_since = 0, 0.0, None
+                self._drops = 1  # The drop that starts this outage.
             self._connected_at = None
         if self._down_since is None:
             self._down_since = now
+            self._drops = self._drops if self.failures == 0 else 0
         self.failures += 1
-        state = self._retry_state(now)
+        attempts = self.failures - self._drops
         downtime = now - self._down_since
-        if self.stop(state):
-            return Decision(None, self.failures, downtime)
-        delay = max(0.0, float(self.wait(state)))
+        # The wait sees the drop as failure 1, as tenacity sees a first failed
+        # call; the stop sees only real attempts.
+        if attempts and self.stop(self._retry_state(now, attempts)):
+            return Decision(None, attempts, downtime)
+        delay = max(0.0, float(self.wait(self._retry_state(now, self.failures))))
         if minimum is not None:
             delay = max(delay, minimum)
         self._slept += delay
-        return Decision(delay, self.failures, downtime)
+        return Decision(delay, attempts, downtime)
 
-    def _retry_state(self, now: float) -> tenacity.RetryCallState:
+    def _retry_state(self, now: float, attempt_number: int) -> tenacity.RetryCallState:
         # The fields tenacity's strategies read: attempt_number, start_time,
         # outcome_timestamp (seconds_since_start) and idle_for.
         state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-        state.attempt_number = self.failures
+        state.attempt_number = attempt_number
         assert self._down_since is not None
         state.start_time = self._down_since
         state.outcome_timestamp = now

@@ -6,11 +6,12 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.frames import Frame
+from websockets.frames import DATA_OPCODES, Frame
 
 from .base import ConnectFailed, Connection, failure_from_exception
-from .closing import close_failure
+from .closing import close_bound, close_failure
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ class _Connection(ClientConnection):
 
     pauses = 0
     last_frame_at = 0.0
+    last_data_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -60,8 +62,12 @@ class _Connection(ClientConnection):
 
         return wait_pong
 
-    async def aclose(self) -> None:
-        await self.close()
+    def stop_flow_control(self) -> None:
+        assembler = self.recv_messages
+        assembler.high = None  # Never pause again.
+        if assembler.paused:
+            assembler.paused = False
+            self.transport.resume_reading()
 
     def close_failure(self, reason_override: str | None = None) -> Any:
         return close_failure(self.close_code, self.close_reason, reason_override)
@@ -73,6 +79,8 @@ class _TrackingConnection(_Connection):
     def process_event(self, event: Any) -> None:
         if isinstance(event, Frame):
             self.last_frame_at = self.loop.time()
+            if event.opcode in DATA_OPCODES:
+                self.last_data_at = self.last_frame_at
         super().process_event(event)
 
 
@@ -87,10 +95,17 @@ async def open_connection(
     except Exception as exc:
         raise ConnectFailed(failure_from_exception(exc)) from exc
     assert isinstance(ws, _Connection)
-    ws.last_frame_at = ws.loop.time()
+    ws.last_frame_at = ws.last_data_at = ws.loop.time()
     try:
         yield ws
-        await ws.close()
+        # websockets bounds the closing handshake by close_timeout, but not
+        # the write of the close frame: with a full send buffer and a dead
+        # peer, that blocks. Bound the whole close, then abort.
+        ws.stop_flow_control()
+        with anyio.move_on_after(close_bound(options)) as scope:
+            await ws.close()
+        if scope.cancelled_caught:
+            ws.transport.abort()
     except BaseException:
         # Cancelled or failing: do not wait for a closing handshake, and do
         # not leave the transport open until garbage collection.

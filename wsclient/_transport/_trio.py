@@ -6,11 +6,11 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import trio
-from websockets.frames import Frame
+from websockets.frames import DATA_OPCODES, Frame
 from websockets.trio.client import ClientConnection, connect
 
 from .base import ConnectFailed, Connection, failure_from_exception
-from .closing import close_failure
+from .closing import close_bound, close_failure
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +23,7 @@ class _Connection(ClientConnection):
 
     pauses = 0
     last_frame_at = 0.0
+    last_data_at = 0.0
 
     def pause_reading(self) -> None:
         self.pauses += 1
@@ -44,6 +45,21 @@ class _Connection(ClientConnection):
     async def abort(self) -> None:
         await trio.aclose_forcefully(self.stream)
 
+    def stop_flow_control(self) -> None:
+        assembler = self.recv_messages
+        assembler.high = None  # Never pause again.
+        if assembler.paused:
+            assembler.paused = False
+            self.resume_reading()
+
+    async def close_stream(self) -> None:
+        await super().close_stream()
+        # websockets 17.4: closing the assembler replaces its resume callback
+        # with a no-op, so recv_events() waiting for flow control to resume
+        # would wait forever and the connection's nursery would never exit.
+        if self.recv_flow_control is not None:
+            self.recv_flow_control.set()
+
     async def ping(self) -> Callable[[], Awaitable[None]]:  # type: ignore[override]
         pong = await super().ping()
         return pong.wait
@@ -58,6 +74,8 @@ class _TrackingConnection(_Connection):
     def process_event(self, event: Any) -> None:
         if isinstance(event, Frame):
             self.last_frame_at = trio.current_time()
+            if event.opcode in DATA_OPCODES:
+                self.last_data_at = self.last_frame_at
         super().process_event(event)
 
 
@@ -73,11 +91,18 @@ async def open_connection(
     except Exception as exc:
         raise ConnectFailed(failure_from_exception(exc)) from exc
     assert isinstance(ws, _Connection)
-    ws.last_frame_at = trio.current_time()
+    ws.last_frame_at = ws.last_data_at = trio.current_time()
     try:
         yield ws
+        # websockets bounds the closing handshake by close_timeout, but not
+        # the write of the close frame: with a full send buffer and a dead
+        # peer, that blocks. Bound the whole close; cancelling it aborts.
+        ws.stop_flow_control()
+        with trio.move_on_after(close_bound(options)):
+            await ws.aclose()
     except BaseException as exc:
         await manager.__aexit__(type(exc), exc, exc.__traceback__)
         raise
-    else:
-        await manager.__aexit__(None, None, None)
+    # Closed by now, so this only waits for the connection's own tasks. It
+    # cannot go inside the scope above: the nursery it exits is outside it.
+    await manager.__aexit__(None, None, None)

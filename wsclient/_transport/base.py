@@ -54,6 +54,8 @@ class Connection(Protocol):
     """How many times inbound flow control paused reading (slow consumer)."""
     last_frame_at: float
     """Clock reading when the last frame arrived (maintained when tracking)."""
+    last_data_at: float
+    """Clock reading when the last data frame arrived (maintained when tracking)."""
 
     async def recv(self) -> Data:
         """Return the next message (websockets' own method)."""
@@ -82,8 +84,12 @@ class Connection(Protocol):
     async def wait_closed(self) -> None:
         """Return once the connection is closed."""
 
-    async def aclose(self) -> None:
-        """Close with code 1000, waiting up to ``close_timeout``."""
+    def stop_flow_control(self) -> None:
+        """Read freely from now on: the client is closing.
+
+        With reading paused behind unread messages, the server's close frame
+        would never be read and every close would wait ``close_timeout``.
+        """
 
     def close_failure(self, reason_override: str | None = None) -> Failure:
         """Describe how the (closed) connection ended."""

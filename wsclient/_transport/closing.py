@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING, Any
+
 from .._core.failure import Failure, FailureKind
 
-__all__ = ["close_failure"]
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["close_bound", "close_failure"]
 
 
 def close_failure(
@@ -22,3 +28,14 @@ def close_failure(
     return Failure(
         FailureKind.CLOSED, code=code, reason=reason_override or reason or ""
     )
+
+
+def close_bound(options: Mapping[str, Any]) -> float:
+    """The longest a graceful close may take before the connection is aborted.
+
+    websockets' ``close_timeout`` bounds the wait for the peer's close frame;
+    this bounds the whole close, the write of our close frame included, with
+    some room so that websockets' own timeout fires first when it can.
+    """
+    close_timeout = options.get("close_timeout", 10)
+    return math.inf if close_timeout is None else close_timeout * 1.5

@@ -159,6 +159,7 @@ class TestCloseFromCallbacks:
                 await client.wait_connected()
                 await server.abort_all()
                 assert [m async for m in client] == []
+                assert client.state is ClientState.CLOSED  # Not backing off.
         assert client.state is ClientState.CLOSED
 
     async def test_close_in_task_started_by_callback_waits(

@@ -98,6 +98,29 @@ class TestSendReceive:
         assert received == [0, 1, 2]
         assert recorder.of("disconnect")[0].code == 1006
 
+    async def test_unread_connections_are_bounded(self, server: Server) -> None:
+        """Unread messages of at most 8 closed connections are kept, in order.
+
+        Older ones are dropped and counted in stats.messages_dropped.
+        """
+        recorder = Recorder()
+        async with Client(server.url, **fast_options(), **recorder.callbacks()) as c:
+            with anyio.fail_after(LONG):
+                for n in range(10):
+                    await recorder.wait_for("connect", n + 1)
+                    await c.send(echo(n))
+                    await server.wait_for(lambda counts, n=n: counts.messages_sent > n)
+                    await server.close_all(1012)
+                await recorder.wait_for("connect", 11)
+                await c.send(echo("last"))
+                received = []
+                async for message in c:
+                    received.append(data_of(message))
+                    if received[-1] == "last":
+                        break
+        assert received == [3, 4, 5, 6, 7, 8, 9, "last"]
+        assert c.stats.messages_dropped == 3
+
     async def test_iteration_ends_on_close(self, server: Server) -> None:
         """async for stops once the client is closed by the application."""
         async with Client(server.url, **fast_options()) as client:

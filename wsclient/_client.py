@@ -407,7 +407,7 @@ class Client:
         undrained = self._supervisor.undrained
         if undrained and undrained[0] is self._rx:
             undrained.popleft()
-        self._rx = undrained[0] if undrained else None
+        self._rx = self._supervisor.reading = undrained[0] if undrained else None
 
     async def _wait_for_rx(self) -> None:
         supervisor = self._running_supervisor()
@@ -417,7 +417,7 @@ class Client:
                     raise supervisor.error
                 raise StopAsyncIteration
             await supervisor.wait_changed()
-        self._rx = supervisor.undrained[0]
+        self._rx = supervisor.reading = supervisor.undrained[0]
 
     async def _open_connection(self) -> Connection:
         supervisor = self._running_supervisor()

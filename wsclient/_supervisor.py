@@ -69,6 +69,8 @@ class Supervisor:
         """The open connection, while CONNECTED."""
         self.undrained: collections.deque[Connection] = collections.deque()
         """Connections the consumer has not finished reading, oldest first."""
+        self.reading: Connection | None = None
+        """The connection the consumer reads now (set by the client)."""
         self.url = ""
         self.policy = ReconnectPolicy(
             options.wait_strategy(), options.stop_strategy(), options.stable_after
@@ -232,7 +234,10 @@ class Supervisor:
     def _keep_for_consumer(self, conn: Connection) -> None:
         self.undrained.append(conn)
         if len(self.undrained) > MAX_UNDRAINED:
-            oldest = self.undrained.popleft()
+            # Never the one the consumer is reading: it will read it all.
+            index = 1 if self.undrained[0] is self.reading else 0
+            oldest = self.undrained[index]
+            del self.undrained[index]
             lost = oldest.pending_messages
             if lost:
                 self.stats.messages_dropped += lost

@@ -18,6 +18,8 @@ from wsclient import Client, ClientState, FailureKind, Verdict
 from .utils import LONG, Recorder, T, fast_options
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from wsclient.server import Server
 
 pytestmark = pytest.mark.anyio
@@ -237,6 +239,67 @@ class TestClassification:
             tg.cancel_scope.cancel()
         assert recorder.of("disconnect")[0].failure.kind is FailureKind.TLS_VERIFY
         assert len(recorder.of("disconnect")) == 1
+
+
+class TestHandshakeFaults:
+    """Servers that break the opening handshake: each is retried with backoff."""
+
+    async def run_against(
+        self,
+        handle: Callable[[anyio.abc.SocketStream], Awaitable[None]],
+        **options: Any,
+    ) -> list[wsclient.DisconnectEvent]:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        recorder = Recorder()
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            url = f"ws://127.0.0.1:{port}"
+            async with Client(url, **fast_options(**options), **recorder.callbacks()):
+                with anyio.fail_after(LONG):
+                    await recorder.wait_for("disconnect", 3)
+            tg.cancel_scope.cancel()
+        return recorder.of("disconnect")[:3]
+
+    async def test_reset_during_handshake(self) -> None:
+        """A server that drops the TCP connection before answering is retried."""
+
+        async def drop(stream: anyio.abc.SocketStream) -> None:
+            await stream.aclose()
+
+        events = await self.run_against(drop)
+        assert {e.failure.kind for e in events} == {FailureKind.RESET}
+        assert all(e.will_reconnect and not e.was_connected for e in events)
+
+    async def test_open_timeout(self) -> None:
+        """A server that never answers the handshake times out, then is retried."""
+
+        async def never_answer(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                await anyio.sleep_forever()
+
+        events = await self.run_against(never_answer, open_timeout=50 * T)
+        assert {e.failure.kind for e in events} == {FailureKind.TIMEOUT}
+        assert all(e.will_reconnect for e in events)
+
+    async def test_not_websocket(self) -> None:
+        """An HTTP server that answers 200 is not a WebSocket server: fatal."""
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def http_ok(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                await stream.receive()
+                await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, http_ok)
+            url = f"ws://127.0.0.1:{port}"
+            async with Client(url, **fast_options()) as client:
+                with anyio.fail_after(LONG), pytest.raises(wsclient.ConnectionRejected):
+                    await client.wait_connected()
+            tg.cancel_scope.cancel()
+        assert client.stats.failed_attempts == 1
 
 
 class TestRetryAfter:

@@ -131,6 +131,11 @@ class TestNotDead:
                 # The behaviour under test: the application does not read.
                 await anyio.sleep(300 * T)
                 sent_during_stall = server.counters.messages_sent
+                # Memory held by the client: max_queue frames plus one socket
+                # read (64 KiB, a few frames of this size), not the stream.
+                assert client._supervisor is not None
+                assert client._supervisor.conn is not None
+                assert client._supervisor.conn.pending_messages <= 4 + 16
                 seqs = []
                 async for message in client:
                     seqs.append(json.loads(message)["seq"])
@@ -155,8 +160,10 @@ class TestNotDead:
         assert recorder.of("disconnect")[-1].code == 1000
         assert client.stats.loop_lag_max >= 200 * T
 
-    async def test_blocked_loop_reported_when_link_dies(self, server: Server) -> None:
-        """When a dead link coincides with a blocked loop, the event says so."""
+    async def test_blocked_loop_reported_when_link_dies(
+        self, server: Server, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """When a dead link coincides with a blocked loop, the event and log say so."""
         recorder = Recorder()
         options = fast_options(ping_interval=10 * T, ping_timeout=100 * T)
         async with Client(server.url, **options, **recorder.callbacks()) as client:
@@ -171,3 +178,4 @@ class TestNotDead:
         assert event.reason == "keepalive ping timeout"
         assert event.loop_blocked is not None
         assert event.loop_blocked >= 200 * T
+        assert "event loop was blocked" in caplog.text

@@ -7,6 +7,16 @@ half-open links, and callbacks for every reconnection.
 
 from __future__ import annotations
 
+from ._adapters.base import (
+    Acked as Acked,
+    ProtocolAdapter as ProtocolAdapter,
+    Publication as Publication,
+    Subscribed as Subscribed,
+    SubscribeFailed as SubscribeFailed,
+    Unsubscribed as Unsubscribed,
+)
+from ._adapters.exchange import ExchangeProtocol as ExchangeProtocol
+from ._adapters.reference import ReferenceProtocol as ReferenceProtocol
 from ._client import Client as Client
 from ._core.backoff import ExponentialJitter as ExponentialJitter
 from ._core.classify import (
@@ -24,18 +34,32 @@ from ._core.events import (
 from ._core.failure import Failure as Failure, FailureKind as FailureKind
 from ._core.state import ClientState as ClientState
 from ._core.stats import Stats as Stats
+from ._core.subscriptions import (
+    Gap as Gap,
+    GapReason as GapReason,
+    Position as Position,
+)
 from ._exceptions import (
     ClientClosed as ClientClosed,
     ClientStopped as ClientStopped,
     ConnectionRejected as ConnectionRejected,
     GaveUp as GaveUp,
+    MessagesLost as MessagesLost,
+    SubscriptionError as SubscriptionError,
     WSClientError as WSClientError,
+)
+from ._subscription import (
+    Message as Message,
+    Overflow as Overflow,
+    Subscription as Subscription,
+    SubscriptionState as SubscriptionState,
 )
 
 __all__ = [
     "CLOSE_CODES",
     "HANDSHAKE_STATUSES",
     "KIND_VERDICTS",
+    "Acked",
     "Client",
     "ClientClosed",
     "ClientState",
@@ -43,13 +67,29 @@ __all__ = [
     "ConnectEvent",
     "ConnectionRejected",
     "DisconnectEvent",
+    "ExchangeProtocol",
     "ExponentialJitter",
     "Failure",
     "FailureKind",
+    "Gap",
+    "GapReason",
     "GaveUp",
     "GiveUpEvent",
+    "Message",
+    "MessagesLost",
+    "Overflow",
+    "Position",
+    "ProtocolAdapter",
+    "Publication",
     "ReconnectEvent",
+    "ReferenceProtocol",
     "Stats",
+    "SubscribeFailed",
+    "Subscribed",
+    "Subscription",
+    "SubscriptionError",
+    "SubscriptionState",
+    "Unsubscribed",
     "Verdict",
     "WSClientError",
 ]

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast, overload
 import anyio
 from websockets.http11 import USER_AGENT
 
+from ._adapters.reference import ReferenceProtocol
 from ._callbacks import Callback, Callbacks, EventName
 from ._core.state import ClientState
 from ._core.stats import Stats
 from ._exceptions import ClientClosed
 from ._options import ClassifyHook, Options
+from ._router import Router
+from ._subscription import GapPolicy, Overflow, OverflowName, Subscription
 from ._supervisor import Supervisor
 from ._transport.base import Connection, ConnectionClosed, Data
 from ._urls import UrlRotation, UrlSource
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
 
+    from ._adapters.base import ProtocolAdapter
     from ._core.backoff import StopStrategy, WaitStrategy
 
 __all__ = ["Client"]
@@ -86,6 +90,10 @@ class Client:
         heartbeat_message: The heartbeat message, or a callable returning it.
         heartbeat_reply: Predicate recognising heartbeat replies, which are
             then not yielded by ``async for``.
+        protocol: The protocol adapter that maps subscriptions to the
+            server's wire format (:class:`~wsclient.ReferenceProtocol`,
+            :class:`~wsclient.ExchangeProtocol`, or your own). Subscribing on
+            a client created without one selects ``ReferenceProtocol``.
         open_timeout: As in websockets: timeout of the opening handshake.
         close_timeout: As in websockets: timeout of the closing handshake.
         max_size: As in websockets: maximum size of incoming messages.
@@ -131,6 +139,8 @@ class Client:
         heartbeat_timeout: float | None = None,
         heartbeat_message: Data | Callable[[], Data] = '{"type": "ping"}',
         heartbeat_reply: Callable[[Data], bool] | None = None,
+        # Subscriptions
+        protocol: ProtocolAdapter | None = None,
         # Timeouts (websockets)
         open_timeout: float | None = 10,
         close_timeout: float | None = 10,
@@ -199,6 +209,9 @@ class Client:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._rx: Connection | None = None
         self._stats = Stats()
+        self._router: Router | None = None
+        if protocol is not None:
+            self._router = self._make_router(_check_adapter(protocol))
         self._closed_before_start = False
 
     # Public attributes.
@@ -300,6 +313,74 @@ class Client:
         stats.messages_out += 1
         stats.bytes_out += len(message)
 
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        max_queue: int = 1024,
+        overflow: OverflowName = "block",
+        gaps: GapPolicy = "raise",
+        **params: Any,
+    ) -> Subscription:
+        """Subscribe to ``channel``; the subscription survives reconnections.
+
+        Returns at once: the subscribe request goes out now if connected, else
+        on the next connection, and after every reconnection, resuming from
+        the last message delivered where the server keeps history. Iterate
+        the :class:`~wsclient.Subscription`; use it as an async context
+        manager to unsubscribe on exit.
+
+        Args:
+            channel: The channel name.
+            max_queue: Messages queued for this subscription at most.
+            overflow: When the queue is full: ``"block"`` (stop reading the
+                connection: backpressure to the server, and every other
+                subscription waits too), ``"drop_oldest"`` (count in
+                ``dropped``), or ``"fail"`` (the iterator raises
+                :exc:`~wsclient.SubscriptionError`).
+            gaps: When publications were missed: ``"raise"`` makes the
+                iterator raise :exc:`~wsclient.MessagesLost` (iterate again to
+                go on), ``"marker"`` yields a :class:`~wsclient.Gap` in the
+                stream instead.
+            params: Extra fields for the subscribe request.
+
+        Raises:
+            ValueError: Already subscribed to ``channel``, or a bad argument.
+            ClientClosed: The client is closed.
+        """
+        if not isinstance(channel, str) or not channel:
+            raise TypeError(f"channel must be a non-empty str, got {channel!r}")
+        if (
+            isinstance(max_queue, bool)
+            or not isinstance(max_queue, int)
+            or max_queue < 1
+        ):
+            raise ValueError(f"max_queue must be an int >= 1, got {max_queue!r}")
+        try:
+            policy = Overflow(overflow)
+        except ValueError:
+            raise ValueError(
+                f"overflow must be 'block', 'drop_oldest' or 'fail', got {overflow!r}"
+            ) from None
+        if gaps not in ("raise", "marker"):
+            raise ValueError(f"gaps must be 'raise' or 'marker', got {gaps!r}")
+        router = self._subscription_router()
+        if channel in router.subscriptions:
+            raise ValueError(
+                f"already subscribed to {channel!r}: iterate that subscription, "
+                "or unsubscribe it first"
+            )
+        subscription = Subscription(
+            channel,
+            params,
+            max_queue=max_queue,
+            overflow=policy,
+            gaps=gaps,
+            on_unsubscribe=router.remove,
+        )
+        router.add(subscription)
+        return subscription
+
     async def close(self) -> None:
         """Close the connection and stop reconnecting.
 
@@ -322,7 +403,7 @@ class Client:
         if self._supervisor is not None or self._closed_before_start:
             raise RuntimeError("a Client can be entered only once; create a new one")
         self._supervisor = Supervisor(
-            self._urls, self._options, self._callbacks, self._stats
+            self._urls, self._options, self._callbacks, self._stats, self._router
         )
         self._task_group = task_group = anyio.create_task_group()
         await task_group.__aenter__()
@@ -383,6 +464,11 @@ class Client:
             ClientStopped: The client stopped on its own (after the messages
                 received before that were read).
         """
+        if self._router is not None:
+            while True:
+                message = await self._router.receive()
+                if self._reply_filter is None or not self._reply_filter(message):
+                    return message
         while True:
             conn = self._rx
             if conn is not None:
@@ -431,6 +517,25 @@ class Client:
                 return conn
             await supervisor.wait_changed()
 
+    def _make_router(self, adapter: ProtocolAdapter) -> Router:
+        timeout = self._options.websockets.get("open_timeout", 10)
+        return Router(adapter, self._stats, timeout)
+
+    def _subscription_router(self) -> Router:
+        if self._closed_before_start or (
+            self._supervisor is not None and self._supervisor.stopped.is_set()
+        ):
+            raise ClientClosed()
+        if self._router is None:
+            if self._supervisor is not None:
+                raise RuntimeError(
+                    "subscriptions need a protocol adapter chosen before the client "
+                    "starts: Client(url, protocol=wsclient.ReferenceProtocol()), "
+                    "ExchangeProtocol(), or your own; or subscribe before 'async with'"
+                )
+            self._router = self._make_router(ReferenceProtocol())
+        return self._router
+
     def _running_supervisor(self) -> Supervisor:
         if self._supervisor is None:
             if self._closed_before_start:
@@ -444,3 +549,13 @@ class Client:
             f"<Client {self.url or '(not started)'} state={self.state.value} "
             f"connects={stats.connects} reconnects={stats.reconnects}>"
         )
+
+
+def _check_adapter(protocol: object) -> ProtocolAdapter:
+    for method in ("hello", "subscribe", "unsubscribe", "route"):
+        if not callable(getattr(protocol, method, None)):
+            raise TypeError(
+                f"protocol must implement ProtocolAdapter ({method}() is missing): "
+                f"use wsclient.ReferenceProtocol(), ExchangeProtocol(), or your own"
+            )
+    return cast("ProtocolAdapter", protocol)

@@ -4,9 +4,11 @@ The tree::
 
     WSClientError             root: ``except wsclient.WSClientError`` catches all
     ├── ClientClosed          send() / iteration after close(); a RuntimeError too
-    └── ClientStopped         the client stopped for good; ``.failure`` says why
-        ├── ConnectionRejected  a fatal failure per the classification table
-        └── GaveUp              the stop strategy ran out; ``.attempts``, ``.downtime``
+    ├── ClientStopped         the client stopped for good; ``.failure`` says why
+    │   ├── ConnectionRejected  a fatal failure per the classification table
+    │   └── GaveUp              the stop strategy ran out; ``.attempts``, ``.downtime``
+    ├── SubscriptionError     refused by the server, or the queue overflowed
+    └── MessagesLost          publications missed; ``.channel``, ``.first``, ``.last``
 
 Bad arguments raise the builtin :exc:`TypeError` / :exc:`ValueError`, never one
 of these, so that a programming error is not mistaken for a network condition.
@@ -21,12 +23,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._core.failure import Failure
+    from ._core.subscriptions import Gap
 
 __all__ = [
     "ClientClosed",
     "ClientStopped",
     "ConnectionRejected",
     "GaveUp",
+    "MessagesLost",
+    "SubscriptionError",
     "WSClientError",
 ]
 
@@ -83,3 +88,38 @@ class GaveUp(ClientStopped):
         super().__init__(message, failure)
         self.attempts = attempts
         self.downtime = downtime
+
+
+class SubscriptionError(WSClientError):
+    """A subscription failed: the server refused it, or its queue overflowed.
+
+    Raised by the subscription's iterator.
+
+    Attributes:
+        channel: The channel.
+    """
+
+    def __init__(self, message: str, channel: str) -> None:
+        super().__init__(message)
+        self.channel = channel
+
+
+class MessagesLost(WSClientError):
+    """Publications on a channel were missed and will not be delivered.
+
+    Raised by a subscription's iterator (unless it asked for gap markers in
+    the stream instead); iterating again goes on after the gap.
+
+    Attributes:
+        gap: The full description, with its reason.
+        channel: The channel.
+        first: Offset of the first message lost, when known.
+        last: Offset of the last message lost, when known.
+    """
+
+    def __init__(self, gap: Gap) -> None:
+        super().__init__(str(gap))
+        self.gap = gap
+        self.channel = gap.channel
+        self.first = gap.first
+        self.last = gap.last

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._callbacks import Callbacks
     from ._core.stats import Stats
     from ._options import Options
+    from ._router import Router
 
 __all__ = ["MAX_UNDRAINED", "Supervisor"]
 
@@ -56,9 +57,15 @@ class Supervisor:
     """Connection lifecycle of one client: state, policy, current connection."""
 
     def __init__(
-        self, urls: UrlRotation, options: Options, callbacks: Callbacks, stats: Stats
+        self,
+        urls: UrlRotation,
+        options: Options,
+        callbacks: Callbacks,
+        stats: Stats,
+        router: Router | None,
     ) -> None:
         self.urls = urls
+        self.router = router
         self.options = options
         self.callbacks = callbacks
         self.stats = stats
@@ -120,6 +127,8 @@ class Supervisor:
             if self.state is not ClientState.CLOSED:
                 self._set_state(ClientState.CLOSED)
             self.stopped.set()
+            if self.router is not None:
+                self.router.stop(self.error)
             self._notify()
 
     # Private methods.
@@ -204,28 +213,44 @@ class Supervisor:
         self.stats.ping_rtt = None  # A round trip of this connection, not the last.
         if reconnect:
             self.stats.reconnects += 1
-        self._keep_for_consumer(conn)
-        self.conn = conn
-        self._set_state(ClientState.CONNECTED)
-        logger.info("connected to %s", self.url)
         monitor = Monitor(conn, self.options, self.stats)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(monitor.run)
                 tg.start_soon(self._cancel_on_close_request, tg.cancel_scope)
-                await self.callbacks.fire(
-                    "connect", ConnectEvent(self.url, attempt, reconnect)
-                )
+                if self.router is not None:
+                    # Resubscribe before anyone can send or see CONNECTED.
+                    await tg.start(self.router.serve, conn)
+                else:
+                    self._keep_for_consumer(conn)
+                self.conn = conn
+                self._set_state(ClientState.CONNECTED)
+                logger.info("connected to %s", self.url)
+                connected = ConnectEvent(self.url, attempt, reconnect)
+                await self.callbacks.fire("connect", connected)
                 if reconnect:
                     downtime = now - (now if down_at is None else down_at)
-                    event = ReconnectEvent(attempt, downtime, self.url)
-                    await self.callbacks.fire("reconnect", event)
+                    back = ReconnectEvent(attempt, downtime, self.url)
+                    await self.callbacks.fire("reconnect", back)
                 await conn.wait_closed()
+                if self.router is not None:
+                    # Hand over what the connection received before it closed.
+                    with anyio.move_on_after(self._drain_bound()):
+                        await self.router.drained()
                 tg.cancel_scope.cancel()
         finally:
             self.conn = None
         self.stats.disconnects += 1
         return monitor
+
+    def _drain_bound(self) -> float | None:
+        """How long a closed connection's messages may take to be handed over.
+
+        With ``overflow="block"`` the reader waits for slow subscribers; past
+        this, the rest is left to recovery (resume from the last position).
+        """
+        timeout = self.options.websockets.get("close_timeout", 10)
+        return None if timeout is None else float(timeout)
 
     async def _cancel_on_close_request(self, scope: anyio.CancelScope) -> None:
         await self.close_requested.wait()

@@ -26,6 +26,8 @@ class Stats:
         bytes_out: Payload size sent.
         messages_dropped: Received messages dropped unread because the
             application did not read them across many reconnections.
+        publications_unrouted: Publications for a channel with no live
+            subscription (typically in flight during an unsubscribe): dropped.
         sends_interrupted: Messages handed to a connection that closed
             while sending them: they may be lost. This is *not* a count of
             all losses: a message written to the socket just before the link
@@ -49,6 +51,7 @@ class Stats:
     bytes_in: int = 0
     bytes_out: int = 0
     messages_dropped: int = 0
+    publications_unrouted: int = 0
     sends_interrupted: int = 0
     last_close_code: int | None = None
     last_close_reason: str | None = None

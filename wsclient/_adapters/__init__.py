@@ -1,0 +1,1 @@
+"""Protocol adapters: how subscriptions become wire messages, and back."""

@@ -1,0 +1,141 @@
+"""The protocol adapter interface and what routing a message can yield.
+
+Raw WebSocket has no notion of a channel: each server spells subscribe,
+unsubscribe and publications its own way. An adapter is the small, I/O-free
+translation between a server's wire format and the client's subscriptions:
+it builds the messages to send and classifies each message received. The
+client does everything else (sending, waiting, resubscribing, recovery).
+
+Write your own by implementing :class:`ProtocolAdapter`; see
+:class:`~wsclient.ReferenceProtocol` and :class:`~wsclient.ExchangeProtocol`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from websockets.typing import Data
+
+    from .._core.subscriptions import Position
+
+__all__ = [
+    "Acked",
+    "ProtocolAdapter",
+    "Publication",
+    "Routed",
+    "SubscribeFailed",
+    "Subscribed",
+    "Unsubscribed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A message published on a channel.
+
+    Attributes:
+        channel: The channel it belongs to.
+        data: The payload given to the subscriber (``Message.data``).
+        epoch: The channel's history incarnation, if the server has one.
+        offset: The publication's position in that history, if any.
+    """
+
+    channel: str
+    data: Any
+    epoch: str | None = None
+    offset: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """The server accepted a subscribe request.
+
+    Attributes:
+        request_id: The id of the request it answers.
+        channel: The channel, when the answer names it.
+        epoch: The channel's epoch, for servers that keep history.
+        offset: The channel's latest offset when the subscription began.
+        recovered: For a resume: True if everything since our position is
+            replayed, False if not; None if we did not ask to resume.
+        reason: Why it was not recovered (``truncated``, ``epoch``, ``future``).
+        missing: The range that is gone, for ``truncated``.
+    """
+
+    request_id: int | None
+    channel: str | None = None
+    epoch: str | None = None
+    offset: int | None = None
+    recovered: bool | None = None
+    reason: str | None = None
+    missing: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeFailed:
+    """The server refused a subscribe request."""
+
+    request_id: int | None
+    error: str
+    channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    """The server confirmed an unsubscribe request."""
+
+    request_id: int | None
+    channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """The server acknowledged a request (a publish, for example)."""
+
+    request_id: int | None
+    offset: int | None = None
+    duplicate: bool = False
+
+
+Routed: TypeAlias = Publication | Subscribed | SubscribeFailed | Unsubscribed | Acked
+"""What :meth:`ProtocolAdapter.route` can return; None means "not ours"."""
+
+
+class ProtocolAdapter(Protocol):
+    """How subscriptions map to a server's wire protocol.
+
+    Methods are synchronous and do no I/O. Request ids are small ints chosen
+    by the client, unique per connection; put them in the request if the
+    protocol answers by id, and return them in the routed answer.
+    """
+
+    def hello(self) -> list[Data]:
+        """Messages to send first on every connection (hello, authentication)."""
+        ...
+
+    def subscribe(
+        self,
+        channel: str,
+        params: Mapping[str, Any],
+        since: Position | None,
+        request_id: int,
+    ) -> Data:
+        """The message that subscribes to ``channel``, resuming after ``since``."""
+        ...
+
+    def unsubscribe(
+        self, channel: str, params: Mapping[str, Any], request_id: int
+    ) -> Data:
+        """The message that unsubscribes from ``channel``."""
+        ...
+
+    def route(self, message: Data) -> Routed | None:
+        """Classify a received message; None sends it to ``async for`` on the client.
+
+        Must not raise on any input: a hostile server controls ``message``.
+        Return None for anything not understood.
+        """
+        ...

@@ -1,0 +1,133 @@
+"""The reference server's JSON channel protocol (``wsclient.server``)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .base import Acked, Publication, Routed, Subscribed, SubscribeFailed, Unsubscribed
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from websockets.typing import Data
+
+    from .._core.subscriptions import Position
+
+__all__ = ["ReferenceProtocol"]
+
+
+class ReferenceProtocol:
+    """Channels of the bundled reference server, with resume from a position.
+
+    Requests: ``{"type": "subscribe", "channel": C, "id": N, "since":
+    {"epoch": E, "offset": O}}`` and ``{"type": "unsubscribe", ...}``.
+    Publications: ``{"type": "pub", "channel": C, "epoch": E, "offset": O,
+    "data": X}``; subscribers receive ``X`` as ``Message.data``. The full
+    protocol is documented in :mod:`wsclient.server`.
+    """
+
+    def hello(self) -> list[Data]:
+        """Nothing: the reference server needs no hello."""
+        return []
+
+    def subscribe(
+        self,
+        channel: str,
+        params: Mapping[str, Any],
+        since: Position | None,
+        request_id: int,
+    ) -> Data:
+        """``subscribe`` with ``since`` when resuming; ``params`` are added as is."""
+        request: dict[str, Any] = {**params, "type": "subscribe", "channel": channel}
+        request["id"] = request_id
+        if since is not None:
+            request["since"] = {"epoch": since.epoch, "offset": since.offset}
+        return json.dumps(request)
+
+    def unsubscribe(
+        self, channel: str, params: Mapping[str, Any], request_id: int
+    ) -> Data:
+        """``unsubscribe`` of ``channel``."""
+        return json.dumps({"type": "unsubscribe", "channel": channel, "id": request_id})
+
+    def route(self, message: Data) -> Routed | None:
+        """Classify by the ``type`` field; anything malformed is not ours."""
+        # Micro-optimization: only text that looks like a JSON object is parsed.
+        if not isinstance(message, str) or not message.startswith("{"):
+            return None
+        try:
+            fields = json.loads(message)
+        except ValueError:
+            return None
+        if not isinstance(fields, dict):
+            return None
+        route = _ROUTES.get(fields.get("type"))  # type: ignore[arg-type]
+        return None if route is None else route(fields)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _pub(fields: dict[str, Any]) -> Publication | None:
+    channel = _str(fields.get("channel"))
+    if channel is None:
+        return None
+    epoch, offset = _str(fields.get("epoch")), _int(fields.get("offset"))
+    if (epoch is None) != (offset is None):
+        return None  # Half a position cannot be trusted.
+    return Publication(channel, fields.get("data"), epoch, offset)
+
+
+def _subscribed(fields: dict[str, Any]) -> Subscribed:
+    recovered = fields.get("recovered")
+    missing = fields.get("missing")
+    span = None
+    if isinstance(missing, list) and len(missing) == 2:
+        first, last = _int(missing[0]), _int(missing[1])
+        if first is not None and last is not None and first <= last:
+            span = (first, last)
+    return Subscribed(
+        request_id=_int(fields.get("id")),
+        channel=_str(fields.get("channel")),
+        epoch=_str(fields.get("epoch")),
+        offset=_int(fields.get("offset")),
+        recovered=recovered if isinstance(recovered, bool) else None,
+        reason=_str(fields.get("reason")),
+        missing=span,
+    )
+
+
+def _subscribe_error(fields: dict[str, Any]) -> SubscribeFailed:
+    error = fields.get("error")
+    return SubscribeFailed(
+        _int(fields.get("id")),
+        error if isinstance(error, str) else repr(error),
+        _str(fields.get("channel")),
+    )
+
+
+def _unsubscribed(fields: dict[str, Any]) -> Unsubscribed:
+    return Unsubscribed(_int(fields.get("id")), _str(fields.get("channel")))
+
+
+def _ack(fields: dict[str, Any]) -> Acked:
+    return Acked(
+        _int(fields.get("id")),
+        _int(fields.get("offset")),
+        fields.get("duplicate") is True,
+    )
+
+
+_ROUTES: dict[str, Any] = {
+    "pub": _pub,
+    "subscribed": _subscribed,
+    "subscribe_error": _subscribe_error,
+    "unsubscribed": _unsubscribed,
+    "ack": _ack,
+}

@@ -1,0 +1,277 @@
+"""Routing received messages to subscriptions, and (re)subscribing on each connection.
+
+Only clients with a protocol adapter have a router. It then owns reading:
+one reader task per connection takes each message, asks the adapter where it
+goes, and hands it to a subscription, to a pending request, or to the
+client's own stream (``async for message in client``). That costs a queue
+hop per message, which is why clients without subscriptions read the
+connection directly instead.
+
+On every connection, before the client is reported connected, the router
+sends the adapter's hello messages and exactly one subscribe per live
+subscription, resuming from its last position; answers are awaited (up to
+``open_timeout``) so that ``on_reconnect`` sees a working client and nothing
+the application sends can overtake the resubscription.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+
+from ._adapters.base import (
+    Acked,
+    ProtocolAdapter,
+    Publication,
+    Routed,
+    Subscribed,
+    SubscribeFailed,
+    Unsubscribed,
+)
+from ._subscription import Subscription, SubscriptionState
+from ._transport.base import ConnectionClosed
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
+    from ._core.stats import Stats
+    from ._exceptions import WSClientError
+    from ._transport.base import Connection, Data
+
+__all__ = ["INBOX_SIZE", "Router"]
+
+logger = logging.getLogger("wsclient")
+
+INBOX_SIZE = 1024
+"""Messages kept for ``async for message in client`` when a router reads.
+
+When nobody reads them, the oldest are dropped and counted in
+:attr:`Stats.messages_dropped`, so that subscriptions keep flowing.
+"""
+
+
+class _Link:
+    """What the router knows about one connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sent: dict[Subscription, int] = {}
+        """Subscriptions subscribed on this connection: exactly once each."""
+        self.pending: dict[int, tuple[Literal["sub", "unsub"], Subscription]] = {}
+        self.next_id = 0
+        self.answered = anyio.Event()
+        self.done = anyio.Event()
+
+    def request_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def check_answered(self) -> None:
+        if not any(kind == "sub" for kind, _ in self.pending.values()):
+            self.answered.set()
+
+
+class Router:
+    """Subscriptions of one client, and the reader of its current connection."""
+
+    def __init__(
+        self, adapter: ProtocolAdapter, stats: Stats, answer_timeout: float | None
+    ) -> None:
+        self.adapter = adapter
+        self.stats = stats
+        self.answer_timeout = answer_timeout
+        self.subscriptions: dict[str, Subscription] = {}
+        self.inbox: collections.deque[Data] = collections.deque()
+        self.link: _Link | None = None
+        self.stopped = False
+        self.error: WSClientError | None = None
+        self._changed = anyio.Event()
+        self._readable = anyio.Event()
+        self._warned_inbox = False
+
+    # Public methods for the client.
+
+    def add(self, subscription: Subscription) -> None:
+        """Register a subscription; the current connection subscribes soon."""
+        self.subscriptions[subscription.channel] = subscription
+        self._notify()
+
+    async def remove(self, subscription: Subscription) -> None:
+        """Forget a subscription; unsubscribe on the current connection."""
+        if self.subscriptions.get(subscription.channel) is subscription:
+            del self.subscriptions[subscription.channel]
+        link = self.link
+        if link is None or link.sent.pop(subscription, None) is None:
+            return
+        request_id = link.request_id()
+        link.pending[request_id] = ("unsub", subscription)
+        message = self.adapter.unsubscribe(
+            subscription.channel, subscription.params, request_id
+        )
+        try:
+            await link.conn.send(message)
+        except ConnectionClosed:
+            pass  # The next connection will not subscribe it.
+
+    async def receive(self) -> Data:
+        """The next message that is not a subscription's, for ``async for``."""
+        while not self.inbox:
+            if self.stopped:
+                if self.error is not None:
+                    raise self.error
+                raise StopAsyncIteration
+            await self._readable.wait()
+        return self.inbox.popleft()
+
+    def stop(self, error: WSClientError | None) -> None:
+        """The client stopped: end every iterator (with ``error`` if any)."""
+        self.stopped, self.error = True, error
+        for subscription in list(self.subscriptions.values()):
+            subscription._stop(error)
+        self._wake()
+
+    async def serve(self, conn: Connection, *, task_status: TaskStatus[None]) -> None:
+        """Read ``conn`` and keep its subscriptions in step until cancelled.
+
+        Reports started once every live subscription was subscribed and
+        answered (or ``open_timeout`` passed): the client is ready then.
+        """
+        link = _Link(conn)
+        self.link = link
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read, link)
+                try:
+                    for message in self.adapter.hello():
+                        await conn.send(message)
+                    await self._sync(link)
+                    with anyio.move_on_after(self.answer_timeout):
+                        await link.answered.wait()
+                except ConnectionClosed:
+                    pass
+                task_status.started()
+                while True:
+                    changed = self._changed
+                    await self._sync(link)
+                    await changed.wait()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.link is link:
+                self.link = None
+
+    async def drained(self) -> None:
+        """Wait until the reader has read everything the connection received.
+
+        Call it after the connection closed, before cancelling :meth:`serve`.
+        """
+        if self.link is not None:
+            await self.link.done.wait()
+
+    # Private methods.
+
+    async def _sync(self, link: _Link) -> None:
+        """Subscribe every live subscription not subscribed on ``link`` yet."""
+        for subscription in list(self.subscriptions.values()):
+            if subscription in link.sent or subscription.state in (
+                SubscriptionState.CLOSED,
+                SubscriptionState.FAILED,
+            ):
+                continue
+            request_id = link.request_id()
+            link.sent[subscription] = request_id
+            link.pending[request_id] = ("sub", subscription)
+            since = subscription.tracker.resume_from()
+            await link.conn.send(
+                self.adapter.subscribe(
+                    subscription.channel, subscription.params, since, request_id
+                )
+            )
+        link.check_answered()
+
+    async def _read(self, link: _Link) -> None:
+        stats = self.stats
+        try:
+            while True:
+                try:
+                    message = await link.conn.recv()
+                except ConnectionClosed:
+                    return
+                stats.messages_in += 1
+                stats.bytes_in += len(message)
+                routed = self._route(message)
+                if routed is None:
+                    self._to_inbox(message)
+                elif isinstance(routed, Publication):
+                    subscription = self.subscriptions.get(routed.channel)
+                    if subscription is not None and subscription in link.sent:
+                        await subscription._deliver(routed)
+                    else:  # Unsubscribed meanwhile, or never ours.
+                        stats.publications_unrouted += 1
+                elif not self._answer(link, routed):
+                    self._to_inbox(message)  # An answer to a request of the app's.
+        finally:
+            link.done.set()
+
+    def _route(self, message: Data) -> Routed | None:
+        try:
+            return self.adapter.route(message)
+        except Exception:
+            logger.error(
+                "the protocol adapter failed to route a message", exc_info=True
+            )
+            return None
+
+    def _answer(
+        self, link: _Link, answer: Subscribed | SubscribeFailed | Unsubscribed | Acked
+    ) -> bool:
+        """Apply an answer to one of our requests; False if it is not ours."""
+        entry = link.pending.pop(answer.request_id, None) if answer.request_id else None
+        if entry is None:
+            return False
+        kind, subscription = entry
+        live = (SubscriptionState.PENDING, SubscriptionState.ACTIVE)
+        if kind == "sub" and subscription.state in live:
+            if isinstance(answer, SubscribeFailed):
+                subscription._refused(answer.error)
+                if self.subscriptions.get(subscription.channel) is subscription:
+                    del self.subscriptions[subscription.channel]
+            elif isinstance(answer, Subscribed):
+                subscription._report(
+                    subscription.tracker.subscribed(
+                        answer.epoch,
+                        answer.offset,
+                        answer.recovered,
+                        answer.reason,
+                        answer.missing,
+                    )
+                )
+                subscription._accepted()
+            elif isinstance(answer, Acked):
+                subscription._accepted()
+        link.check_answered()
+        return True
+
+    def _to_inbox(self, message: Data) -> None:
+        if len(self.inbox) >= INBOX_SIZE:
+            self.inbox.popleft()
+            self.stats.messages_dropped += 1
+            if not self._warned_inbox:
+                self._warned_inbox = True
+                logger.warning(
+                    "dropping messages that no subscription claims: nothing "
+                    "iterates the client (counted in stats.messages_dropped)"
+                )
+        self.inbox.append(message)
+        self._wake()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def _wake(self) -> None:
+        self._readable.set()
+        self._readable = anyio.Event()

@@ -1,0 +1,244 @@
+"""A subscription: one channel's messages across reconnections, in a bounded queue."""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias
+
+import anyio
+
+from ._core.subscriptions import Gap, Position, Tracker
+from ._exceptions import MessagesLost, SubscriptionError, WSClientError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+    from types import TracebackType
+
+    from ._adapters.base import Publication
+
+__all__ = ["Message", "Overflow", "Subscription", "SubscriptionState"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One publication, as a subscriber receives it.
+
+    Attributes:
+        data: The payload.
+        channel: The channel it was published on.
+        position: Its position in the channel's history, for servers that
+            keep one (None otherwise).
+    """
+
+    data: Any
+    channel: str
+    position: Position | None = None
+
+
+class SubscriptionState(enum.Enum):
+    """Where a subscription is in its lifecycle."""
+
+    PENDING = "pending"
+    """Waiting for the server's answer (or for a connection)."""
+    ACTIVE = "active"
+    """The server accepted it; messages flow."""
+    FAILED = "failed"
+    """The server refused it, or its queue overflowed with ``overflow="fail"``."""
+    CLOSED = "closed"
+    """Unsubscribed, or the client closed."""
+
+
+class Overflow(enum.Enum):
+    """What a subscription does when its queue is full."""
+
+    BLOCK = "block"
+    """Stop reading the connection until there is room: backpressure to the
+    server. Every subscription and the client's own stream wait too."""
+    DROP_OLDEST = "drop_oldest"
+    """Drop the oldest queued message; count it in ``dropped``."""
+    FAIL = "fail"
+    """Fail the subscription: its iterator raises :exc:`SubscriptionError`."""
+
+
+OverflowName: TypeAlias = Overflow | Literal["block", "drop_oldest", "fail"]
+GapPolicy: TypeAlias = Literal["raise", "marker"]
+
+_Item: TypeAlias = Message | Gap
+
+
+class Subscription:
+    """The messages of one channel, restored after every reconnection.
+
+    Create it with :meth:`wsclient.Client.subscribe`. Iterate it, and use it
+    as an async context manager to unsubscribe on exit::
+
+        async with client.subscribe("trades.BTC") as trades:
+            async for message in trades:
+                print(message.data)
+
+    Attributes:
+        channel: The channel.
+        params: Extra fields for the subscribe request.
+        state: See :class:`SubscriptionState`.
+        dropped: Messages dropped because the queue was full (``drop_oldest``).
+        gaps: Gaps reported (publications the server could not deliver).
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        params: dict[str, Any],
+        *,
+        max_queue: int,
+        overflow: Overflow,
+        gaps: GapPolicy,
+        on_unsubscribe: Callable[[Subscription], Coroutine[Any, Any, None]],
+    ) -> None:
+        self.channel = channel
+        self.params = params
+        self.state = SubscriptionState.PENDING
+        self.dropped = 0
+        self.gaps = 0
+        self.tracker = Tracker(channel)
+        self._max_queue = max_queue
+        self._overflow = overflow
+        self._gap_policy = gaps
+        self._on_unsubscribe = on_unsubscribe
+        self._items: collections.deque[_Item] = collections.deque()
+        self._error: WSClientError | None = None
+        self._readable = anyio.Event()
+        self._writable = anyio.Event()
+
+    # Public methods.
+
+    async def unsubscribe(self) -> None:
+        """Stop the subscription; iteration ends after the queued messages.
+
+        Idempotent. Once unsubscribed, the channel is never resubscribed.
+        """
+        if self._done():
+            return
+        self._finish(SubscriptionState.CLOSED)
+        await self._on_unsubscribe(self)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        with anyio.CancelScope(shield=exc_type is not None):
+            await self.unsubscribe()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Message | Gap:
+        """The next message, or a :class:`~wsclient.Gap` marker if asked for.
+
+        Cancelling it is safe: nothing is lost.
+
+        Raises:
+            MessagesLost: Publications were missed (with ``gaps="raise"``).
+            SubscriptionError: The server refused the subscription, or the
+                queue overflowed with ``overflow="fail"``.
+            ClientStopped: The client stopped on its own (fatal error or
+                gave up).
+            StopAsyncIteration: Unsubscribed, or the client closed, and
+                every queued message was read.
+        """
+        while not self._items:
+            if self.state is SubscriptionState.FAILED and self._error is not None:
+                raise self._error
+            if self.state is SubscriptionState.CLOSED:
+                raise StopAsyncIteration
+            await self._readable.wait()
+        item = self._items.popleft()
+        if not self._writable.is_set():
+            self._writable.set()
+        if isinstance(item, Gap) and self._gap_policy == "raise":
+            raise MessagesLost(item)
+        return item
+
+    def __repr__(self) -> str:
+        queued = len(self._items)
+        return f"<Subscription {self.channel!r} {self.state.value} queued={queued}>"
+
+    # Private methods, for the client's router.
+
+    def _accepted(self) -> None:
+        if self.state is SubscriptionState.PENDING:
+            self.state = SubscriptionState.ACTIVE
+
+    def _refused(self, error: str) -> None:
+        message = f"the server refused the subscription to {self.channel!r}: {error}"
+        self._error = SubscriptionError(message, self.channel)
+        self._finish(SubscriptionState.FAILED)
+
+    def _stop(self, error: WSClientError | None) -> None:
+        """The client stopped: end iteration, with ``error`` if it failed."""
+        if self._done():
+            return
+        self._error = error
+        self._finish(
+            SubscriptionState.CLOSED if error is None else SubscriptionState.FAILED
+        )
+
+    def _finish(self, state: SubscriptionState) -> None:
+        self.state = state
+        self._wake_reader()
+        self._writable.set()  # Never leave the router blocked on a dead queue.
+
+    def _report(self, gap: Gap | None) -> None:
+        if gap is not None:
+            self.gaps += 1
+            self._items.append(gap)  # Gaps are rare; they never wait for room.
+            self._wake_reader()
+
+    async def _deliver(self, publication: Publication) -> None:
+        """Queue one publication, per the recovery rules and the overflow policy."""
+        deliver, gap = self.tracker.publication(publication.epoch, publication.offset)
+        self._report(gap)
+        if not deliver or self.state in (
+            SubscriptionState.CLOSED,
+            SubscriptionState.FAILED,
+        ):
+            return
+        position = self.tracker.position if publication.offset is not None else None
+        message = Message(publication.data, publication.channel, position)
+        while len(self._items) >= self._max_queue:
+            if self._overflow is Overflow.DROP_OLDEST:
+                if not self._drop_oldest():
+                    break  # Only gap markers queued: they never wait for room.
+            elif self._overflow is Overflow.FAIL:
+                text = f"the queue of {self.channel!r} overflowed ({self._max_queue})"
+                self._error = SubscriptionError(text, self.channel)
+                self._finish(SubscriptionState.FAILED)
+                return
+            else:
+                self._writable = anyio.Event()
+                await self._writable.wait()
+                if self._done():  # Unsubscribed or stopped while waiting.
+                    return
+        self._items.append(message)
+        self._wake_reader()
+
+    def _done(self) -> bool:
+        return self.state in (SubscriptionState.CLOSED, SubscriptionState.FAILED)
+
+    def _drop_oldest(self) -> bool:
+        for index, item in enumerate(self._items):
+            if isinstance(item, Message):
+                del self._items[index]
+                self.dropped += 1
+                return True
+        return False
+
+    def _wake_reader(self) -> None:
+        self._readable.set()
+        self._readable = anyio.Event()

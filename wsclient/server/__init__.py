@@ -44,6 +44,13 @@ Client sends                                       Server answers
                                                    "data": "xxx…"}`` with i from 0
                                                    and S characters of data, as
                                                    fast as the client reads
+``{"type": "subscribe", "channel": C, …}``         ``subscribed``, the replay, then
+                                                   live ``pub`` messages (see
+                                                   Channels below)
+``{"type": "unsubscribe", "channel": C, …}``       ``unsubscribed``
+``{"type": "publish", "channel": C, "data": X}``   ``pub`` to every subscriber of C;
+                                                   ``ack`` to the sender if it gave
+                                                   an ``id``
 =================================================  ====================================
 
 - ``data`` is any JSON value; when missing it comes back as ``null``.
@@ -60,6 +67,82 @@ Client sends                                       Server answers
   latency fault nor the outbound queue delays them.
 - Text that is not valid UTF-8 closes the connection with 1007; a message
   over ``max_size`` closes it with 1009. Compression is not negotiated.
+- Replies to one connection's commands (echoes, pongs, errors, channel
+  answers) go out in the order of the commands. Broadcasts and stream
+  messages interleave with them.
+
+Channels
+--------
+
+A channel is created on first use. It has an ``epoch`` (a random string
+naming this incarnation of its history), an ``offset`` (0 when empty; each
+publication gets the next one: 1, 2, 3, ...) and a history of the latest
+publications, bounded by count (1000) and age (300 s); see
+:meth:`Server.configure_history`. C is a non-empty string of at most 200
+characters; I (``id``, optional) is any JSON scalar, echoed back in the answer
+when it was sent and left out when it was not.
+
+Client to server (``id``, ``since`` and ``msg_id`` are optional)::
+
+    {"type": "subscribe", "channel": C, "id": I, "since": {"epoch": E, "offset": N}}
+    {"type": "unsubscribe", "channel": C, "id": I}
+    {"type": "publish", "channel": C, "data": X, "id": I, "msg_id": M}
+
+Server to client::
+
+    {"type": "subscribed", "channel": C, "id": I, "epoch": E, "offset": CUR,
+     "recovered": true | false | null, "reason": R, "missing": [A, B]}
+    {"type": "pub", "channel": C, "epoch": E, "offset": K, "data": X}
+    {"type": "unsubscribed", "channel": C, "id": I}
+    {"type": "ack", "channel": C, "id": I, "offset": K}       # publish with an id
+    {"type": "ack", "channel": C, "id": I, "offset": K, "duplicate": true}
+    {"type": "subscribe_error", "channel": C, "id": I, "error": "..."}
+    {"type": "unsubscribe_error", "channel": C, "id": I, "error": "..."}
+    {"type": "error", "id": I, "error": "..."}                # bad publish
+
+A publish goes, as a ``pub``, to every connection subscribed to C, the
+sender included if it is one; ``reason`` and ``missing`` appear only when
+they apply.
+
+The subscribe answer comes before any replayed publication. CUR is the
+channel's latest offset when the subscription began and FIRST the oldest
+offset still in history (CUR + 1 if none); live publications (offset > CUR)
+follow the replay:
+
+- no ``since``: ``"recovered": null``, no replay;
+- same epoch, FIRST - 1 <= N <= CUR: ``"recovered": true``, N + 1 .. CUR
+  replayed (nothing when N == CUR, e.g. N == 0 on an empty channel);
+- same epoch, N < FIRST - 1 (gone by size or age): ``"recovered": false,
+  "reason": "truncated", "missing": [N + 1, FIRST - 1]``, FIRST .. CUR
+  replayed;
+- same epoch, N > CUR: ``"recovered": false, "reason": "future"``, no replay;
+- another epoch: ``"recovered": false, "reason": "epoch"``, no replay: the
+  client cannot know what it missed.
+
+- Errors fail closed: nothing changes. A malformed subscribe (``channel``,
+  ``id``, or ``since`` not an object with a str ``epoch`` and an integer
+  ``offset`` from 0 to 2**53) or one for a channel that this connection
+  already holds gets ``{"type": "subscribe_error", "channel": C, "id": I,
+  "error": "..."}``, ``"already subscribed"`` for the latter (counted in
+  :attr:`ServerCounters.duplicate_subscribes`). An unsubscribe that is
+  malformed or for a channel not held gets ``{"type": "unsubscribe_error",
+  ...}``, ``"not subscribed"`` for the latter. A malformed publish (``data``
+  is required, ``msg_id`` is a str of 1 to 200 characters) gets ``{"type":
+  "error", "id": I, "error": "..."}``. The ``*_error`` replies echo
+  ``channel`` as sent, valid or not.
+- ``msg_id`` de-duplicates: a publish whose ``msg_id`` was accepted on that
+  channel before (among the last 10,000) is not published again, and its
+  ack is ``{"type": "ack", "id": I, "channel": C, "offset": K,
+  "duplicate": true}`` with the original offset K.
+- Ordering: each subscriber gets a channel's publications in offset order,
+  and around the resume point nothing is lost, repeated or reordered, even
+  while publications race the subscribe. After ``unsubscribed``, no ``pub``
+  for C comes until the connection subscribes to C again.
+- Backpressure: a publish waits until every subscriber of the channel has
+  room in its queue (16 messages), so a client that reads slowly slows down
+  that channel's publishers, whether they are clients or
+  :meth:`Server.publish`; nobody is dropped. A subscribe's replay does not
+  block the reader: pings and close frames are still answered.
 
 Faults
 ------
@@ -87,14 +170,22 @@ Fault                          What a websockets client sees
                                pongs are not delayed
 ``go_down()``                  open connections as abort_all; new attempts get
                                "connection refused" (``OSError``)
-``come_back()``                the same URL works again
+``come_back()``                the same URL works again; channels, epochs
+                               and history are kept
+``lose_history()``             every channel gets a new epoch, an empty
+                               history and offset 0 (a restart that lost its
+                               memory); resumes get ``"reason": "epoch"``
+``expire_history(s)``          publications at least s seconds old are
+                               dropped, as the TTL would; resumes from before
+                               them get ``"reason": "truncated"``
 leaving ``serve()``            a close frame with 1001 "server shutting down"
 =============================  ===============================================
 """
 
 from __future__ import annotations
 
+from ._channels import ChannelInfo as ChannelInfo
 from ._server import Server as Server, serve as serve
 from ._state import ServerCounters as ServerCounters
 
-__all__ = ["Server", "ServerCounters", "serve"]
+__all__ = ["ChannelInfo", "Server", "ServerCounters", "serve"]

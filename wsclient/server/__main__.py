@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wsclient.server",
         description="Run wsclient's reference WebSocket server (echo, ping, "
-        "broadcast and stream commands; see `pydoc wsclient.server`).",
+        "broadcast, stream, and channel subscribe/unsubscribe/publish "
+        "commands; see `pydoc wsclient.server`).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument(

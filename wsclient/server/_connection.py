@@ -1,16 +1,19 @@
 """One server connection: socket I/O around websockets' Sans-I/O ServerProtocol.
 
-Three tasks share the connection, all in one task group inside one cancel
+Four tasks share the connection, all in one task group inside one cancel
 scope (:attr:`Connection._scope`), so that aborting a connection is one
 ``cancel()``:
 
 - the **reader** feeds bytes to the protocol, writes what the protocol wants
   to send at once (handshake response, pongs, close frames), and turns
-  complete messages into actions;
+  complete messages into actions; replies to commands go to the mailbox;
+- the **pump** moves the mailbox (replies, subscribe answers, replays and
+  channel publications, in the order they were posted: see ``_mailbox.py``)
+  into the outbound queue;
 - the **writer** drains the outbound queue of data messages, honouring the
   latency fault, so that a slow client blocks the queue, not the reader: the
-  reader keeps answering pings and close frames while a big stream is going
-  out;
+  reader keeps answering pings and close frames while a big stream or a
+  long replay is going out;
 - the **streamer** runs ``stream`` commands one after the other, feeding the
   outbound queue at the pace the client reads.
 
@@ -34,6 +37,7 @@ from websockets.protocol import CLOSED, CONNECTING, OPEN, SEND_EOF
 from websockets.server import ServerProtocol
 
 from . import _wire
+from ._mailbox import Mailbox
 
 if TYPE_CHECKING:
     from anyio.abc import SocketStream, TaskGroup
@@ -49,8 +53,14 @@ CLOSE_TIMEOUT: Final = 1.0
 OUTBOX_SIZE: Final = 16
 """Data messages queued per connection before senders wait (backpressure).
 
-Like websockets' ``max_queue`` default; with ``max_size`` it bounds the memory
-that a client that sends without reading can pin: 16 MiB with the defaults."""
+Like websockets' ``max_queue`` default; with ``max_size`` and
+:data:`MAILBOX_SIZE` it bounds the memory that a client that sends without
+reading can pin: about 32 MiB with the defaults."""
+
+MAILBOX_SIZE: Final = 16
+"""Replies and publications queued in the mailbox before producers wait.
+
+A subscribe's replay may go over it once (see ``_mailbox.py``)."""
 
 STREAM_JOBS: Final = 8
 """``stream`` commands queued per connection before the reader waits."""
@@ -87,6 +97,7 @@ class Connection:
         self._jobs_in, self._jobs = anyio.create_memory_object_stream[_wire.StreamJob](
             STREAM_JOBS
         )
+        self._mailbox = Mailbox(MAILBOX_SIZE)
         self._fragments: list[bytes] = []
         self._fragments_text = False
         self._exempt = False  # close() lets the closing handshake through a stall
@@ -115,6 +126,10 @@ class Connection:
             logger.error("connection failed", exc_info=True)
         finally:
             self._state.connections.discard(self)
+            # Unsubscribe before closing the mailbox, which releases the
+            # publishers waiting for room in it.
+            self._state.pubsub.drop(self._mailbox)
+            self._mailbox.close()
             for channel in (self._outbox_in, self._outbox, self._jobs_in, self._jobs):
                 channel.close()  # releases broadcasters waiting for room
             with anyio.CancelScope(shield=True):
@@ -208,6 +223,7 @@ class Connection:
         self._state.counters.handshake_completed()
         assert self._task_group is not None
         self._task_group.start_soon(self._write_loop)
+        self._task_group.start_soon(self._pump_loop)
         self._task_group.start_soon(self._stream_loop)
         # close_all() may have sent a close frame while the 101 went out.
         mode = self._state.close_after_handshake
@@ -236,7 +252,7 @@ class Connection:
 
     async def _handle_message(self, text: bool, payload: bytes) -> None:
         if not text:
-            await self.enqueue(False, payload)
+            await self._reply(payload, text=False)
             return
         try:
             action = _wire.interpret(payload.decode())
@@ -247,18 +263,26 @@ class Connection:
             self._expect_close()
             return
         if action is None:
-            await self.enqueue(True, payload)
+            await self._reply(payload)
         elif isinstance(action, _wire.Reply):
-            await self.enqueue(True, action.text.encode())
+            await self._reply(action.text.encode())
         elif isinstance(action, _wire.Broadcast):
             await self._state.broadcast(True, action.text.encode())
-        else:
+        elif isinstance(action, _wire.StreamJob):
             try:
                 await self._jobs_in.send(action)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass
+        else:
+            await self._state.pubsub.execute(action, self._mailbox)
 
-    # Private methods: the writer and the streamer.
+    async def _reply(self, payload: bytes, *, text: bool = True) -> None:
+        # Through the mailbox, like channel answers, so that replies go out in
+        # the order of the commands whatever their kind.
+        await self._mailbox.wait_room()
+        self._mailbox.post(payload, text)
+
+    # Private methods: the writer, the pump and the streamer.
 
     async def _write_loop(self) -> None:
         held: _Outgoing | None = None
@@ -290,6 +314,18 @@ class Connection:
                         break
                 if sent and await self._flush_locked():
                     self._state.counters.messages_sent(sent)
+
+    async def _pump_loop(self) -> None:
+        try:
+            while True:
+                text, payload = await self._mailbox.get()
+                if not await self.enqueue(text, payload):
+                    return
+        except anyio.EndOfStream:
+            return
+        finally:
+            # Nothing will drain it any more: release the waiting producers.
+            self._mailbox.close()
 
     async def _stream_loop(self) -> None:
         async for job in self._jobs:

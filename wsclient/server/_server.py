@@ -12,6 +12,7 @@ import anyio
 from anyio.abc import SocketAttribute, SocketListener
 
 from . import _faults
+from ._channel_api import ChannelControl
 from ._connection import CLOSE_TIMEOUT, Connection
 from ._state import ServerCounters, ServerState
 
@@ -32,12 +33,15 @@ ACCEPT_RETRY_DELAY: Final = 0.1
 (EMFILE) does not turn the accept loop into a busy loop."""
 
 
-class Server:
+class Server(ChannelControl):
     """A running reference server; get one from :func:`serve`.
 
     All methods must be called from the event loop that runs :func:`serve`.
     Fault settings apply to every connection, open or future, from the next
     event on (handshake, read or write) until they are changed again.
+    Channels and their history belong to the server, not to connections:
+    they survive :meth:`go_down` and :meth:`come_back`, and only
+    :meth:`lose_history` forgets them.
     """
 
     def __init__(self, host: str, port: int, *, max_size: int | None) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.lowlevel
 
+from ._pubsub import PubSub
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -43,6 +45,23 @@ class ServerCounters:
             including those still in the opening handshake.
         pings_received: WebSocket ping frames received; each one got a pong.
             Pings that a stalled server has not read yet are not counted.
+        subscribes: Subscribe commands that succeeded, resuming or not.
+        unsubscribes: Unsubscribe commands that succeeded. Subscriptions
+            that end because their connection closed are not counted here;
+            they only leave :attr:`subscriptions_open`.
+        duplicate_subscribes: Subscribe commands refused with "already
+            subscribed": the connection held that channel already. A client
+            that tracks its subscriptions correctly keeps this at 0.
+        subscriptions_open: Subscriptions held now, over all connections.
+        max_subscriptions_per_channel: The most subscriptions to one channel
+            ever held by one connection at once. Duplicates are refused, so
+            it is 1 after the first subscribe and cannot grow: it states the
+            invariant, while :attr:`duplicate_subscribes` counts the attempts
+            to break it.
+        publications: Publications accepted (each got a new offset), from
+            clients and from :meth:`Server.publish`.
+        duplicate_publications: Publishes not published again because their
+            ``msg_id`` was already accepted on that channel.
     """
 
     connections_accepted: int = 0
@@ -52,6 +71,13 @@ class ServerCounters:
     messages_sent: int = 0
     connections_open: int = 0
     pings_received: int = 0
+    subscribes: int = 0
+    unsubscribes: int = 0
+    duplicate_subscribes: int = 0
+    subscriptions_open: int = 0
+    max_subscriptions_per_channel: int = 0
+    publications: int = 0
+    duplicate_publications: int = 0
 
 
 class CounterBoard:
@@ -118,7 +144,34 @@ class CounterBoard:
         """Count ``n`` data messages written to a socket."""
         self._add("messages_sent", n)
 
+    def subscribed(self, open_now: int, on_channel: int) -> None:
+        """Count a subscribe; ``on_channel``: the sender's subscriptions there."""
+        self._add("subscribes", 1)
+        self._set("subscriptions_open", open_now)
+        if on_channel > self._counts["max_subscriptions_per_channel"]:
+            self._set("max_subscriptions_per_channel", on_channel)
+
+    def subscribe_refused(self) -> None:
+        """Count a subscribe refused because the connection already held the channel."""
+        self._add("duplicate_subscribes", 1)
+
+    def unsubscribed(self, open_now: int) -> None:
+        """Count an unsubscribe command that succeeded."""
+        self._add("unsubscribes", 1)
+        self._set("subscriptions_open", open_now)
+
+    def set_subscriptions_open(self, open_now: int) -> None:
+        """Record the number of subscriptions after some were dropped."""
+        self._set("subscriptions_open", open_now)
+
+    def published(self, duplicate: bool) -> None:
+        """Count a publish: accepted, or refused as a duplicate."""
+        self._add("duplicate_publications" if duplicate else "publications", 1)
+
     # Private methods.
+
+    def _set(self, name: str, value: int) -> None:
+        self._add(name, value - self._counts[name])
 
     def _add(self, name: str, delta: int) -> None:
         self._counts[name] += delta
@@ -168,6 +221,7 @@ class ServerState:
     def __init__(self, *, max_size: int | None) -> None:
         self.max_size = max_size
         self.counters = CounterBoard()
+        self.pubsub = PubSub(self.counters)
         self.stall = StallGate()
         self.connections: set[Connection] = set()
         self.latency = 0.0

@@ -3,6 +3,11 @@
 This module is I/O-free: :func:`interpret` turns one incoming text message into
 an action and the connection carries it out. Keeping the rules here means the
 package docstring's table and the code can be checked side by side.
+
+Channel commands are checked here field by field and fail closed: a command
+with any malformed field gets an error reply and changes nothing, because a
+server that guessed what a buggy client meant would hide the bug from the
+tests that run against it.
 """
 
 from __future__ import annotations
@@ -14,11 +19,23 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._channels import Resume
+
 MAX_STREAM_COUNT: Final = 1_000_000
 """Largest ``count`` a ``stream`` command may ask for."""
 
 MAX_STREAM_SIZE: Final = 2**20
 """Largest ``size`` (characters of ``data`` per message) a ``stream`` may ask for."""
+
+MAX_CHANNEL_LENGTH: Final = 200
+"""Longest channel name, in characters."""
+
+MAX_MSG_ID_LENGTH: Final = 200
+"""Longest ``msg_id``, in characters: it bounds the de-duplication memory."""
+
+MAX_OFFSET: Final = 2**53
+"""Largest offset a client may resume from: the largest integer that every
+JSON parser (JavaScript's included) represents exactly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +60,37 @@ class StreamJob:
     size: int
 
 
-Action = Reply | Broadcast | StreamJob
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Subscribe the sender to ``channel``, resuming after ``since`` if given."""
+
+    channel: str
+    since: tuple[str, int] | None  # (epoch, offset)
+    tag: dict[str, Any]  # {"id": I} to echo in the answer, or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Unsubscribe the sender from ``channel``."""
+
+    channel: str
+    tag: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Publish ``data_json`` (serialized already) on ``channel``; ack if tagged."""
+
+    channel: str
+    data_json: str
+    msg_id: str | None
+    tag: dict[str, Any]
+
+
+ChannelCommand = Subscribe | Unsubscribe | Publish
+"""A command that the channel layer (``_pubsub.py``) carries out."""
+
+Action = Reply | Broadcast | StreamJob | ChannelCommand
 """What the connection must do with one command."""
 
 
@@ -81,9 +128,65 @@ def stream_message(seq: int, data: str) -> str:
     return f'{{"type":"stream","seq":{seq},"data":"{data}"}}'
 
 
-def error(text: str) -> Reply:
-    """Build the reply sent for a malformed command."""
-    return Reply(_dumps({"type": "error", "error": text}))
+def error(text: str, tag: dict[str, Any] | None = None) -> Reply:
+    """Build the reply sent for a malformed command, with its ``id`` if any."""
+    return Reply(_dumps({"type": "error", **(tag or {}), "error": text}))
+
+
+def channel_problem(channel: object) -> str | None:
+    """Say what is wrong with a channel name, or return None if it is valid."""
+    if not isinstance(channel, str) or not channel:
+        return "channel must be a non-empty str"
+    if len(channel) > MAX_CHANNEL_LENGTH:
+        return f"channel must be at most {MAX_CHANNEL_LENGTH} characters"
+    return None
+
+
+def msg_id_problem(msg_id: object) -> str | None:
+    """Say what is wrong with a ``msg_id``, or return None if it is valid."""
+    if not isinstance(msg_id, str) or not 1 <= len(msg_id) <= MAX_MSG_ID_LENGTH:
+        return f"msg_id must be a str of 1 to {MAX_MSG_ID_LENGTH} characters"
+    return None
+
+
+def pub_frame(channel: str, epoch: str, offset: int, data_json: str) -> bytes:
+    """Format a publication, ready for every subscriber and for replays."""
+    return (
+        f'{{"type":"pub","channel":{_dumps(channel)},"epoch":{_dumps(epoch)},'
+        f'"offset":{offset},"data":{data_json}}}'
+    ).encode()
+
+
+def subscribed(command: Subscribe, resume: Resume) -> bytes:
+    """Format the answer to a subscribe that succeeded."""
+    answer: dict[str, Any] = {
+        "type": "subscribed",
+        "channel": command.channel,
+        **command.tag,
+        "epoch": resume.epoch,
+        "offset": resume.offset,
+        "recovered": resume.recovered,
+    }
+    if resume.reason is not None:
+        answer["reason"] = resume.reason
+    if resume.missing is not None:
+        answer["missing"] = list(resume.missing)
+    return _dumps(answer).encode()
+
+
+def channel_reply(kind: str, channel: str, tag: dict[str, Any], **fields: Any) -> bytes:
+    """Format ``{"type": kind, "channel": ..., "id": ..., **fields}``."""
+    return _dumps({"type": kind, "channel": channel, **tag, **fields}).encode()
+
+
+def dumps(value: Any) -> str:
+    """Serialize compactly, as every reply is.
+
+    Raises:
+        TypeError: If ``value`` is not JSON-serializable.
+        ValueError: If it contains a circular reference.
+    """
+    return _dumps(value)
 
 
 # Private helpers, one per command.
@@ -117,6 +220,76 @@ def _stream(message: dict[str, Any]) -> Action:
     return StreamJob(count, size)
 
 
+def _subscribe(message: dict[str, Any]) -> Action:
+    tag, problem = _tag(message)
+    channel = message.get("channel")
+    problem = problem or channel_problem(channel)
+    since = None
+    if problem is None and "since" in message:
+        since, problem = _since(message["since"])
+    if problem is not None:
+        return _command_error("subscribe_error", message, tag, problem)
+    assert isinstance(channel, str)  # checked by channel_problem()
+    return Subscribe(channel, since, tag)
+
+
+def _unsubscribe(message: dict[str, Any]) -> Action:
+    tag, problem = _tag(message)
+    channel = message.get("channel")
+    problem = problem or channel_problem(channel)
+    if problem is not None:
+        return _command_error("unsubscribe_error", message, tag, problem)
+    assert isinstance(channel, str)
+    return Unsubscribe(channel, tag)
+
+
+def _publish(message: dict[str, Any]) -> Action:
+    tag, problem = _tag(message)
+    channel, msg_id = message.get("channel"), message.get("msg_id")
+    problem = problem or channel_problem(channel)
+    if problem is None and "data" not in message:
+        problem = "publish needs data (null is a valid value)"
+    if problem is None and msg_id is not None:
+        problem = msg_id_problem(msg_id)
+    if problem is not None:
+        return error(problem, tag)
+    assert isinstance(channel, str)
+    return Publish(channel, _dumps(message["data"]), msg_id, tag)
+
+
+def _tag(message: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The ``id`` to echo, as ``{"id": I}`` or ``{}``, and what is wrong with it."""
+    if "id" not in message:
+        return {}, None
+    value = message["id"]
+    if value is None or isinstance(value, str | int | float | bool):
+        return {"id": value}, None
+    return {}, "id must be a JSON scalar (string, number, boolean or null)"
+
+
+def _since(value: object) -> tuple[tuple[str, int] | None, str | None]:
+    if not isinstance(value, dict):
+        return None, (
+            "since must be an object {epoch, offset}; "
+            "leave it out to subscribe without resuming"
+        )
+    epoch, offset = value.get("epoch"), value.get("offset")
+    if not isinstance(epoch, str):
+        return None, "since.epoch must be a str"
+    if not _is_int_between(offset, MAX_OFFSET):
+        return None, f"since.offset must be an integer from 0 to {MAX_OFFSET}"
+    return (epoch, offset), None
+
+
+def _command_error(
+    kind: str, message: dict[str, Any], tag: dict[str, Any], problem: str
+) -> Reply:
+    # The channel comes back as sent, valid or not, so that the client can
+    # match the error to its request even when the name itself is the problem.
+    channel = {"channel": message["channel"]} if "channel" in message else {}
+    return Reply(_dumps({"type": kind, **channel, **tag, "error": problem}))
+
+
 def _is_int_between(value: object, upper: int) -> TypeGuard[int]:
     # bool is an int subclass, but {"count": true} is a client bug to report.
     return type(value) is int and 0 <= value <= upper
@@ -127,4 +300,7 @@ _COMMANDS: Final[dict[str, Callable[[dict[str, Any]], Action]]] = {
     "ping": _ping,
     "broadcast": _broadcast,
     "stream": _stream,
+    "subscribe": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "publish": _publish,
 }

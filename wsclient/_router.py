@@ -214,6 +214,7 @@ class Router:
                 elif not self._answer(link, routed):
                     self._to_inbox(message)  # An answer to a request of the app's.
         finally:
+            link.answered.set()  # No answer can come any more.
             link.done.set()
 
     def _route(self, message: Data) -> Routed | None:

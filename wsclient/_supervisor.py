@@ -223,15 +223,16 @@ class Supervisor:
                     await tg.start(self.router.serve, conn)
                 else:
                     self._keep_for_consumer(conn)
-                self.conn = conn
-                self._set_state(ClientState.CONNECTED)
-                logger.info("connected to %s", self.url)
-                connected = ConnectEvent(self.url, attempt, reconnect)
-                await self.callbacks.fire("connect", connected)
-                if reconnect:
-                    downtime = now - (now if down_at is None else down_at)
-                    back = ReconnectEvent(attempt, downtime, self.url)
-                    await self.callbacks.fire("reconnect", back)
+                if conn.is_open:  # Not lost while resubscribing.
+                    self.conn = conn
+                    self._set_state(ClientState.CONNECTED)
+                    logger.info("connected to %s", self.url)
+                    connected = ConnectEvent(self.url, attempt, reconnect)
+                    await self.callbacks.fire("connect", connected)
+                    if reconnect:
+                        downtime = now - (now if down_at is None else down_at)
+                        back = ReconnectEvent(attempt, downtime, self.url)
+                        await self.callbacks.fire("reconnect", back)
                 await conn.wait_closed()
                 if self.router is not None:
                     # Hand over what the connection received before it closed.

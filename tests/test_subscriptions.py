@@ -1,0 +1,243 @@
+"""Subscriptions against the reference server: restored, recovered, reported."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+import wsclient
+from wsclient import Client, Gap, GapReason, SubscriptionState
+
+from .utils import LONG, Recorder, fast_options
+
+if TYPE_CHECKING:
+    from wsclient import Subscription
+    from wsclient.server import Server
+
+pytestmark = pytest.mark.anyio
+
+
+def channel_options(**overrides: Any) -> dict[str, Any]:
+    """Test options with the reference server's channel protocol."""
+    return fast_options(protocol=wsclient.ReferenceProtocol(), **overrides)
+
+
+async def take(subscription: Subscription, count: int) -> list[object]:
+    """Read ``count`` items (messages' data, or Gap markers) from a subscription."""
+    items: list[object] = []
+    async for item in subscription:
+        items.append(item if isinstance(item, Gap) else item.data)
+        if len(items) == count:
+            break
+    return items
+
+
+async def publish_many(server: Server, channel: str, first: int, last: int) -> None:
+    for n in range(first, last + 1):
+        await server.publish(channel, n)
+
+
+class TestBasics:
+    async def test_receive_with_positions(self, server: Server) -> None:
+        """Publications arrive in order, with their channel and position."""
+        async with Client(server.url, **channel_options()) as client:
+            async with client.subscribe("news") as news:
+                with anyio.fail_after(LONG):
+                    await server.wait_for(lambda n: n.subscriptions_open == 1)
+                    await publish_many(server, "news", 1, 3)
+                    messages = [await anext(aiter(news)) for _ in range(3)]
+                assert news.state is SubscriptionState.ACTIVE
+        assert [m.data for m in messages] == [1, 2, 3]
+        assert [m.position.offset for m in messages if m.position] == [1, 2, 3]
+        assert {m.channel for m in messages} == {"news"}
+        assert news.state is SubscriptionState.CLOSED
+
+    async def test_subscribe_while_disconnected(self, server: Server) -> None:
+        """A subscription made while the server is down is sent on connect."""
+        await server.go_down()
+        async with Client(server.url, **channel_options()) as client:
+            news = client.subscribe("news")
+            assert news.state is SubscriptionState.PENDING
+            with anyio.fail_after(LONG):
+                await server.come_back()
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await server.publish("news", "hello")
+                assert (await anext(aiter(news))).data == "hello"
+
+    async def test_client_stream_still_works(self, server: Server) -> None:
+        """Messages that are not publications still reach async for on the client."""
+        async with Client(server.url, **channel_options()) as client:
+            client.subscribe("news")
+            with anyio.fail_after(LONG):
+                await client.send(json.dumps({"type": "echo", "data": "mine"}))
+                assert json.loads(await anext(aiter(client)))["data"] == "mine"
+
+    async def test_refusal(self, server: Server) -> None:
+        """A subscription the server refuses raises SubscriptionError."""
+        async with Client(server.url, **channel_options()) as client:
+            bad = client.subscribe("x" * 300)  # Over the server's name limit.
+            with anyio.fail_after(LONG), pytest.raises(wsclient.SubscriptionError):
+                await anext(aiter(bad))
+        assert bad.state is SubscriptionState.FAILED
+
+    async def test_protocol_chosen_before_start(self, server: Server) -> None:
+        """Subscribing before entering picks the reference protocol; after, it must
+        have been chosen, since it decides how the connection is read."""
+        early = Client(server.url, **fast_options())
+        news = early.subscribe("news")
+        async with early:
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await server.publish("news", 1)
+                assert (await anext(aiter(news))).data == 1
+        async with Client(server.url, **fast_options()) as late:
+            with pytest.raises(RuntimeError, match="protocol="):
+                late.subscribe("news")
+
+    async def test_bad_arguments(self, server: Server) -> None:
+        """Bad arguments to subscribe() raise with a message that says what to do."""
+        client = Client(server.url, **channel_options())
+        with pytest.raises(TypeError, match="non-empty str"):
+            client.subscribe("")
+        with pytest.raises(ValueError, match="overflow must be"):
+            client.subscribe("a", overflow="explode")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="max_queue"):
+            client.subscribe("a", max_queue=0)
+        client.subscribe("a")
+        with pytest.raises(ValueError, match="already subscribed"):
+            client.subscribe("a")
+
+
+class TestReconnection:
+    async def test_resume_replays_what_was_missed(self, server: Server) -> None:
+        """After a reconnection, publications made meanwhile arrive once, in order."""
+        recorder = Recorder()
+        async with Client(server.url, **channel_options(), **recorder.callbacks()) as c:
+            news = c.subscribe("news")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await publish_many(server, "news", 1, 5)
+                assert await take(news, 2) == [1, 2]
+                await server.go_down()
+                await publish_many(server, "news", 6, 10)
+                await server.come_back()
+                await recorder.wait_for("reconnect")
+                await publish_many(server, "news", 11, 12)
+                assert await take(news, 10) == list(range(3, 13))
+        assert news.tracker.duplicates >= 0
+        assert server.counters.duplicate_subscribes == 0
+
+    async def test_on_reconnect_sees_resubscribed_client(self, server: Server) -> None:
+        """on_reconnect fires after the subscriptions were restored."""
+        seen: list[int] = []
+        async with Client(server.url, **channel_options()) as client:
+            client.subscribe("news")
+            back = anyio.Event()
+
+            @client.on("reconnect")
+            def check(event: wsclient.ReconnectEvent) -> None:
+                seen.append(server.channel_info("news").subscribers)
+                back.set()
+
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await server.abort_all()
+                await back.wait()
+        assert seen == [1]
+
+    async def test_unsubscribed_channel_is_never_resubscribed(
+        self, server: Server
+    ) -> None:
+        """After unsubscribe, reconnections do not subscribe the channel again."""
+        recorder = Recorder()
+        async with Client(server.url, **channel_options(), **recorder.callbacks()) as c:
+            kept, dropped = c.subscribe("kept"), c.subscribe("dropped")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 2)
+                await dropped.unsubscribe()
+                await server.wait_for(lambda n: n.unsubscribes == 1)
+                await server.abort_all()
+                await recorder.wait_for("reconnect")
+                await server.wait_for(lambda n: n.subscribes == 3)
+            assert server.channel_info("dropped").subscribers == 0
+            assert server.channel_info("kept").subscribers == 1
+            assert kept.state is SubscriptionState.ACTIVE
+        assert [m async for m in dropped] == []
+
+
+class TestGaps:
+    async def test_truncated_history_raises_messages_lost(self, server: Server) -> None:
+        """Publications gone from history raise MessagesLost with their range."""
+        server.configure_history(size=3)
+        async with Client(server.url, **channel_options()) as client:
+            news = client.subscribe("news")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await publish_many(server, "news", 1, 2)
+                assert await take(news, 2) == [1, 2]
+                await server.go_down()
+                await publish_many(server, "news", 3, 10)  # History keeps 8..10.
+                await server.come_back()
+                with pytest.raises(wsclient.MessagesLost) as lost:
+                    await anext(aiter(news))
+                assert await take(news, 3) == [8, 9, 10]  # Iteration goes on.
+        assert (lost.value.first, lost.value.last) == (3, 7)
+        assert lost.value.gap.reason is GapReason.TRUNCATED
+        assert news.gaps == 1
+
+    async def test_lost_history_is_an_unknown_gap_marker(self, server: Server) -> None:
+        """A server that lost its history yields a Gap marker with an open range."""
+        async with Client(server.url, **channel_options()) as client:
+            news = client.subscribe("news", gaps="marker")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await publish_many(server, "news", 1, 2)
+                assert await take(news, 2) == [1, 2]
+                await server.go_down()
+                server.lose_history()
+                await server.come_back()
+                await server.wait_for(lambda n: n.subscribes == 2)
+                await server.publish("news", "after")
+                gap, after = await take(news, 2)
+        assert isinstance(gap, Gap)
+        assert (gap.reason, gap.first, gap.last) == (GapReason.EPOCH, 3, None)
+        assert after == "after"
+
+
+class TestOverflow:
+    async def test_drop_oldest(self, server: Server) -> None:
+        """With drop_oldest, a full queue drops the oldest and counts it."""
+        async with Client(server.url, **channel_options()) as client:
+            news = client.subscribe("news", max_queue=3, overflow="drop_oldest")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await publish_many(server, "news", 1, 10)
+                await client.send(json.dumps({"type": "echo", "data": "sync"}))
+                await anext(aiter(client))  # All ten publications were routed.
+                assert await take(news, 3) == [8, 9, 10]
+        assert news.dropped == 7
+
+    async def test_fail(self, server: Server) -> None:
+        """With fail, a full queue fails the subscription."""
+        async with Client(server.url, **channel_options()) as client:
+            news = client.subscribe("news", max_queue=3, overflow="fail")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await publish_many(server, "news", 1, 4)
+                await client.send(json.dumps({"type": "echo", "data": "sync"}))
+                await anext(aiter(client))  # All four publications were routed.
+                with pytest.raises(wsclient.SubscriptionError, match="overflowed"):
+                    await take(news, 4)
+
+    async def test_block_delivers_everything(self, server: Server) -> None:
+        """With block, a slow subscriber gets everything, in order."""
+        async with Client(server.url, **channel_options()) as client:
+            news = client.subscribe("news", max_queue=2)
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(publish_many, server, "news", 1, 200)
+                    assert await take(news, 200) == list(range(1, 201))

@@ -11,7 +11,7 @@ import pytest
 import wsclient
 from wsclient import Client, Gap, GapReason, SubscriptionState
 
-from .utils import LONG, Recorder, fast_options
+from .utils import LONG, Recorder, T, fast_options
 
 if TYPE_CHECKING:
     from wsclient import Subscription
@@ -241,3 +241,79 @@ class TestOverflow:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(publish_many, server, "news", 1, 200)
                     assert await take(news, 200) == list(range(1, 201))
+
+
+class TestMarkers:
+    async def test_reconnected_and_recovered_in_the_stream(
+        self, server: Server
+    ) -> None:
+        """markers=True puts reconnected and recovered around the replay."""
+        recorder = Recorder()
+        async with Client(server.url, **channel_options(), **recorder.callbacks()) as c:
+            news = c.subscribe("news", markers=True)
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await server.publish("news", 1)
+                first = await anext(aiter(news))
+                await server.go_down()
+                await publish_many(server, "news", 2, 3)
+                await server.come_back()
+                await recorder.wait_for("reconnect")
+                items = [await anext(aiter(news)) for _ in range(4)]
+        assert isinstance(first, wsclient.Message)
+        kinds = [
+            item.kind if isinstance(item, wsclient.Marker) else item.data  # type: ignore[union-attr]
+            for item in items
+        ]
+        assert kinds == ["reconnected", 2, 3, "recovered"]
+
+    async def test_stale_channel_is_renewed(self, server: Server) -> None:
+        """A channel silent for stale_after is renewed, counted and marked."""
+        async with Client(server.url, **channel_options()) as client:
+            quiet = client.subscribe("quiet", stale_after=50 * T, markers=True)
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscribes >= 2)  # Renewed once.
+                marker = await anext(aiter(quiet))
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await server.publish("quiet", "still here")
+                message = await anext(aiter(quiet))
+        assert isinstance(marker, wsclient.Marker)
+        assert marker.kind == "stale"
+        assert quiet.stale_renewals >= 1
+        assert message.data == "still here"  # type: ignore[union-attr]
+        assert server.counters.duplicate_subscribes == 0
+
+
+class TestSlowConsumer:
+    async def test_one_blocking_subscriber_holds_the_others(
+        self, server: Server
+    ) -> None:
+        """With overflow="block", a full queue pauses every subscription (documented);
+        with drop_oldest on the slow one, the others keep flowing."""
+        async with Client(server.url, **channel_options()) as client:
+            slow = client.subscribe("slow", max_queue=2, overflow="drop_oldest")
+            fast = client.subscribe("fast")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 2)
+                for n in range(1, 51):
+                    await server.publish("slow", n)
+                    await server.publish("fast", n)
+                assert await take(fast, 50) == list(range(1, 51))
+                assert await take(slow, 2) == [49, 50]
+        assert slow.dropped == 48
+
+    async def test_blocking_subscriber_stalls_the_others(self, server: Server) -> None:
+        """With overflow="block", the others wait until the slow one reads."""
+        async with Client(server.url, **channel_options()) as client:
+            slow = client.subscribe("slow", max_queue=2)
+            fast = client.subscribe("fast")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 2)
+                for n in (1, 2, 3):
+                    await server.publish("slow", n)  # The third fills the queue.
+                await server.publish("fast", "behind")
+                with anyio.move_on_after(50 * T):  # Time passing is the point.
+                    await anext(aiter(fast))
+                    pytest.fail("fast should wait behind the full slow queue")
+                assert await take(slow, 3) == [1, 2, 3]
+                assert await take(fast, 1) == ["behind"]

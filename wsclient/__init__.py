@@ -49,6 +49,7 @@ from ._exceptions import (
     WSClientError as WSClientError,
 )
 from ._subscription import (
+    Marker as Marker,
     Message as Message,
     Overflow as Overflow,
     Subscription as Subscription,
@@ -75,6 +76,7 @@ __all__ = [
     "GapReason",
     "GaveUp",
     "GiveUpEvent",
+    "Marker",
     "Message",
     "MessagesLost",
     "Overflow",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast, overload
 
 import anyio
@@ -320,6 +321,8 @@ class Client:
         max_queue: int = 1024,
         overflow: OverflowName = "block",
         gaps: GapPolicy = "raise",
+        markers: bool = False,
+        stale_after: float | None = None,
         **params: Any,
     ) -> Subscription:
         """Subscribe to ``channel``; the subscription survives reconnections.
@@ -342,6 +345,14 @@ class Client:
                 iterator raise :exc:`~wsclient.MessagesLost` (iterate again to
                 go on), ``"marker"`` yields a :class:`~wsclient.Gap` in the
                 stream instead.
+            markers: Also yield :class:`~wsclient.Marker` objects in the
+                stream: ``reconnected`` (restored on a new connection),
+                ``recovered`` (the replay caught up, nothing lost) and
+                ``stale``, so a subscriber can reconcile without callbacks.
+            stale_after: For a channel that should always be busy: after this
+                many seconds without a message, renew the subscription
+                (unsubscribe and subscribe again, resuming); counted in
+                ``stale_renewals`` and logged. None disables it.
             params: Extra fields for the subscribe request.
 
         Raises:
@@ -364,6 +375,14 @@ class Client:
             ) from None
         if gaps not in ("raise", "marker"):
             raise ValueError(f"gaps must be 'raise' or 'marker', got {gaps!r}")
+        if stale_after is not None and (
+            isinstance(stale_after, bool)
+            or not isinstance(stale_after, int | float)
+            or not 0 < stale_after < math.inf
+        ):
+            raise ValueError(
+                f"stale_after must be seconds > 0, or None; got {stale_after!r}"
+            )
         router = self._subscription_router()
         if channel in router.subscriptions:
             raise ValueError(
@@ -376,6 +395,8 @@ class Client:
             max_queue=max_queue,
             overflow=policy,
             gaps=gaps,
+            markers=bool(markers),
+            stale_after=stale_after,
             on_unsubscribe=router.remove,
         )
         router.add(subscription)

@@ -144,6 +144,7 @@ class Router:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read, link)
+                tg.start_soon(self._watch_stale, link)
                 try:
                     for message in self.adapter.hello():
                         await conn.send(message)
@@ -191,6 +192,50 @@ class Router:
                 )
             )
         link.check_answered()
+
+    async def _watch_stale(self, link: _Link) -> None:
+        """Renew subscriptions with ``stale_after`` that went quiet.
+
+        A channel that should be live but delivers nothing may have been
+        dropped by the server without telling; unsubscribing and subscribing
+        again (resuming from the position) costs little and recovers it.
+        """
+        while True:
+            changed = self._changed
+            now = anyio.current_time()
+            due = {
+                sub: sub.last_message_at + sub.stale_after
+                for sub in link.sent
+                if sub.stale_after is not None
+                and sub.last_message_at is not None
+                and sub.state is SubscriptionState.ACTIVE
+            }
+            stale = [sub for sub, deadline in due.items() if deadline <= now]
+            for subscription in stale:
+                await self._renew(link, subscription)
+            if stale:
+                continue
+            wake = min(due.values(), default=None)
+            with anyio.move_on_after(None if wake is None else wake - now):
+                await changed.wait()
+
+    async def _renew(self, link: _Link, subscription: Subscription) -> None:
+        subscription._stale()
+        logger.warning(
+            "no message on %r for %s s: renewing the subscription",
+            subscription.channel,
+            subscription.stale_after,
+        )
+        request_id = link.request_id()
+        link.pending[request_id] = ("unsub", subscription)
+        message = self.adapter.unsubscribe(
+            subscription.channel, subscription.params, request_id
+        )
+        # Unsubscribe first, still marked as sent so that _sync() cannot
+        # subscribe again before the server has the unsubscribe.
+        await link.conn.send(message)
+        link.sent.pop(subscription, None)
+        self._notify()
 
     async def _read(self, link: _Link) -> None:
         stats = self.stats
@@ -241,18 +286,19 @@ class Router:
                 if self.subscriptions.get(subscription.channel) is subscription:
                     del self.subscriptions[subscription.channel]
             elif isinstance(answer, Subscribed):
-                subscription._report(
-                    subscription.tracker.subscribed(
-                        answer.epoch,
-                        answer.offset,
-                        answer.recovered,
-                        answer.reason,
-                        answer.missing,
-                    )
+                gap = subscription.tracker.subscribed(
+                    answer.epoch,
+                    answer.offset,
+                    answer.recovered,
+                    answer.reason,
+                    answer.missing,
                 )
-                subscription._accepted()
+                # Markers in stream order: reconnected, the gap, the replay.
+                subscription._accepted(answer.recovered, answer.offset)
+                subscription._report(gap)
             elif isinstance(answer, Acked):
                 subscription._accepted()
+            self._notify()  # The stale-data watchdog watches active ones.
         link.check_answered()
         return True
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from ._adapters.base import Publication
 
-__all__ = ["Message", "Overflow", "Subscription", "SubscriptionState"]
+__all__ = ["Marker", "Message", "Overflow", "Subscription", "SubscriptionState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,29 @@ class Message:
     """
 
     data: Any
+    channel: str
+    position: Position | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A lifecycle marker in a subscription's stream (with ``markers=True``).
+
+    Lets a subscriber reconcile its state without callbacks, in order with
+    the messages.
+
+    Attributes:
+        kind: ``"reconnected"``: the subscription was restored on a new
+            connection; what follows was replayed or is live.
+            ``"recovered"``: the replay caught up: every publication up to
+            the reconnection was delivered, none lost.
+            ``"stale"``: no message for ``stale_after`` seconds; the
+            subscription was renewed.
+        channel: The channel.
+        position: The subscription's position when the marker was queued.
+    """
+
+    kind: Literal["reconnected", "recovered", "stale"]
     channel: str
     position: Position | None = None
 
@@ -65,7 +88,7 @@ class Overflow(enum.Enum):
 OverflowName: TypeAlias = Overflow | Literal["block", "drop_oldest", "fail"]
 GapPolicy: TypeAlias = Literal["raise", "marker"]
 
-_Item: TypeAlias = Message | Gap
+_Item: TypeAlias = Message | Gap | Marker
 
 
 class Subscription:
@@ -94,6 +117,8 @@ class Subscription:
         max_queue: int,
         overflow: Overflow,
         gaps: GapPolicy,
+        markers: bool = False,
+        stale_after: float | None = None,
         on_unsubscribe: Callable[[Subscription], Coroutine[Any, Any, None]],
     ) -> None:
         self.channel = channel
@@ -105,6 +130,16 @@ class Subscription:
         self._max_queue = max_queue
         self._overflow = overflow
         self._gap_policy = gaps
+        self._markers = markers
+        self.stale_after = stale_after
+        self.stale_renewals = 0
+        """Times the stale-data watchdog renewed the subscription."""
+        self.last_message_at: float | None = None
+        """When the last publication was queued (clock of the event loop)."""
+        self.connections = 0
+        """Connections on which the server accepted the subscription."""
+        self._catch_up: int | None = None
+        self._renewing = False
         self._on_unsubscribe = on_unsubscribe
         self._items: collections.deque[_Item] = collections.deque()
         self._error: WSClientError | None = None
@@ -138,8 +173,9 @@ class Subscription:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Message | Gap:
-        """The next message, or a :class:`~wsclient.Gap` marker if asked for.
+    async def __anext__(self) -> Message | Gap | Marker:
+        """The next message, or a :class:`~wsclient.Gap` or
+        :class:`~wsclient.Marker` if asked for.
 
         Cancelling it is safe: nothing is lost.
 
@@ -171,9 +207,36 @@ class Subscription:
 
     # Private methods, for the client's router.
 
-    def _accepted(self) -> None:
+    def _accepted(
+        self, recovered: bool | None = None, current: int | None = None
+    ) -> None:
+        """The server accepted the subscription on a connection."""
         if self.state is SubscriptionState.PENDING:
             self.state = SubscriptionState.ACTIVE
+        self.connections += 1
+        self.last_message_at = anyio.current_time()
+        renewal, self._renewing = self._renewing, False
+        if self.connections == 1 or renewal or not self._markers:
+            return
+        self._mark("reconnected")
+        if recovered and current is not None:
+            here = self.tracker.position
+            if here is not None and here.offset >= current:
+                self._mark("recovered")
+            else:
+                self._catch_up = current
+
+    def _stale(self) -> None:
+        """The stale-data watchdog is renewing the subscription."""
+        self.stale_renewals += 1
+        self.last_message_at = anyio.current_time()
+        self._renewing = True
+        self._mark("stale")
+
+    def _mark(self, kind: Literal["reconnected", "recovered", "stale"]) -> None:
+        if self._markers:
+            self._items.append(Marker(kind, self.channel, self.tracker.position))
+            self._wake_reader()
 
     def _refused(self, error: str) -> None:
         message = f"the server refused the subscription to {self.channel!r}: {error}"
@@ -227,6 +290,10 @@ class Subscription:
                     return
         self._items.append(message)
         self._wake_reader()
+        self.last_message_at = anyio.current_time()
+        if self._catch_up is not None and (publication.offset or 0) >= self._catch_up:
+            self._catch_up = None
+            self._mark("recovered")
 
     def _done(self) -> bool:
         return self.state in (SubscriptionState.CLOSED, SubscriptionState.FAILED)

@@ -317,3 +317,34 @@ class TestSlowConsumer:
                     pytest.fail("fast should wait behind the full slow queue")
                 assert await take(slow, 3) == [1, 2, 3]
                 assert await take(fast, 1) == ["behind"]
+
+    async def test_blocked_subscriber_is_not_a_dead_link(self, server: Server) -> None:
+        """A subscriber that stops reading past ping_interval + ping_timeout keeps
+        its connection: the heartbeat sees the backpressure, not a dead server."""
+        recorder = Recorder()
+        options = channel_options(
+            ping_interval=20 * T,
+            ping_timeout=50 * T,
+            max_queue=4,
+            **recorder.callbacks(),
+        )
+        count = 500
+        async with Client(server.url, **options) as client:
+            news = client.subscribe("news", max_queue=4)
+            with anyio.fail_after(LONG * 2):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                async with anyio.create_task_group() as tg:
+
+                    async def publish() -> None:
+                        for n in range(1, count + 1):
+                            await server.publish("news", {"n": n, "pad": "x" * 2000})
+
+                    tg.start_soon(publish)
+                    await anyio.sleep(300 * T)  # The subscriber does not read.
+                    received = [
+                        m.data["n"]
+                        for m in [await anext(aiter(news)) for _ in range(count)]
+                    ]  # type: ignore[union-attr]
+        assert received == list(range(1, count + 1))
+        assert client.stats.connects == 1
+        assert client.stats.heartbeat_timeouts == 0

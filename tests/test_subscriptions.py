@@ -83,6 +83,28 @@ class TestBasics:
                 await anext(aiter(bad))
         assert bad.state is SubscriptionState.FAILED
 
+    async def test_application_request_ids_do_not_clash(self, server: Server) -> None:
+        """The application's own numbered requests get their answers; ours stay ours."""
+        async with Client(server.url, **channel_options()) as client:
+            client.subscribe("a")
+            with anyio.fail_after(LONG):
+                await client.wait_connected()
+                for request_id in (1, 2, 3):
+                    publish = {"type": "publish", "channel": "b", "data": 0}
+                    await client.send(json.dumps({**publish, "id": request_id}))
+                b = client.subscribe("b")
+                answers = [json.loads(await anext(aiter(client))) for _ in range(3)]
+                await server.wait_for(lambda n: n.subscriptions_open == 2)
+                await server.publish("b", "hello")
+                message = await anext(aiter(b))
+        assert [(a["type"], a["id"]) for a in answers] == [
+            ("ack", 1),
+            ("ack", 2),
+            ("ack", 3),
+        ]
+        assert message.position is not None  # type: ignore[union-attr]
+        assert message.position.offset == 4  # type: ignore[union-attr]
+
     async def test_protocol_chosen_before_start(self, server: Server) -> None:
         """Subscribing before entering picks the reference protocol; after, it must
         have been chosen, since it decides how the connection is read."""

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ._exceptions import WSClientError
     from ._transport.base import Connection, Data
 
-__all__ = ["INBOX_SIZE", "Router"]
+__all__ = ["INBOX_SIZE", "REQUEST_ID_BASE", "Router"]
 
 logger = logging.getLogger("wsclient")
 
@@ -53,6 +53,15 @@ When nobody reads them, the oldest are dropped and counted in
 """
 
 
+REQUEST_ID_BASE = 1 << 30
+"""The client's own request ids count up from here on each connection.
+
+Applications number their requests 1, 2, 3...: starting far from there keeps
+an answer to the application's request from being taken for ours (and ours
+from leaking into ``async for message in client``).
+"""
+
+
 class _Link:
     """What the router knows about one connection."""
 
@@ -61,7 +70,7 @@ class _Link:
         self.sent: dict[Subscription, int] = {}
         """Subscriptions subscribed on this connection: exactly once each."""
         self.pending: dict[int, tuple[Literal["sub", "unsub"], Subscription]] = {}
-        self.next_id = 0
+        self.next_id = REQUEST_ID_BASE
         self.answered = anyio.Event()
         self.done = anyio.Event()
 
@@ -275,9 +284,10 @@ class Router:
         self, link: _Link, answer: Subscribed | SubscribeFailed | Unsubscribed | Acked
     ) -> bool:
         """Apply an answer to one of our requests; False if it is not ours."""
-        entry = link.pending.pop(answer.request_id, None) if answer.request_id else None
-        if entry is None:
+        entry = link.pending.get(answer.request_id) if answer.request_id else None
+        if entry is None or not _answers(answer, entry[0]):
             return False
+        del link.pending[answer.request_id]  # type: ignore[arg-type]
         kind, subscription = entry
         live = (SubscriptionState.PENDING, SubscriptionState.ACTIVE)
         if kind == "sub" and subscription.state in live:
@@ -322,3 +332,16 @@ class Router:
     def _wake(self) -> None:
         self._readable.set()
         self._readable = anyio.Event()
+
+
+def _answers(answer: Routed, kind: Literal["sub", "unsub"]) -> bool:
+    """Whether ``answer`` can be the answer to a request of this kind.
+
+    A plain acknowledgement answers either (exchange-style servers reply
+    ``{"result": null, "id": n}`` to both).
+    """
+    if isinstance(answer, Subscribed | SubscribeFailed):
+        return kind == "sub"
+    if isinstance(answer, Unsubscribed):
+        return kind == "unsub"
+    return isinstance(answer, Acked)

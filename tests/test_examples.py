@@ -14,6 +14,7 @@ import pytest
 from .utils import LONG
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from subprocess import CompletedProcess
 
     from wsclient.server import Server
@@ -102,3 +103,102 @@ async def test_bot_reconnects(server: Server, script: str) -> None:
     assert numbers == sorted(numbers)
     assert lines.index(f"received: hello {numbers[-1]}") > reconnected[0]
     assert lines[-1] == "done: received 3 messages"
+
+
+# subscriber.py and exchange_bot.py: subscriptions across reconnections.
+
+# Seconds between two publications of subscriber.py. The fault lands after
+# the 5th publication, within milliseconds; 20 messages need 15 more, so the
+# subscriber cannot finish before the fault.
+PUBLISH_INTERVAL = 0.02
+SUBSCRIBER_COUNT = 20
+
+
+async def run_script(script: str, *args: str) -> CompletedProcess[bytes]:
+    """Run ``examples/<script>`` with ``args`` until it exits."""
+    argv = [sys.executable, str(ROOT / "examples" / script), *args]
+    return await anyio.run_process(argv, check=False, env=example_env())
+
+
+async def run_subscriber_through(
+    server: Server, fault: Callable[[], Awaitable[None]]
+) -> list[str]:
+    """Run subscriber.py, inject ``fault`` after 5 publications; return its output."""
+    results: list[CompletedProcess[bytes]] = []
+
+    async def run() -> None:
+        argv = ["--url", server.url, "--count", str(SUBSCRIBER_COUNT)]
+        argv += ["--interval", str(PUBLISH_INTERVAL)]
+        results.append(await run_script("subscriber.py", *argv))
+
+    with anyio.fail_after(3 * LONG):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await server.wait_for(lambda c: c.publications >= 5)
+            await fault()
+    return output_of(results[0])
+
+
+def positions(lines: list[str]) -> list[tuple[int, str, int]]:
+    """(line index, channel, offset) of each message printed by subscriber.py."""
+    return [
+        (i, m[1], int(m[2]))
+        for i, line in enumerate(lines)
+        if (m := re.match(r"(trades\.(?:BTC|ETH)) #(\d+): ", line))
+    ]
+
+
+async def test_subscriber_resumes(server: Server) -> None:
+    """subscriber.py resumes both channels after a 1006: nothing lost or repeated."""
+    lines = await run_subscriber_through(server, server.abort_all)
+    reconnected = [i for i, line in enumerate(lines) if line.startswith("reconnected")]
+    assert len(reconnected) == 1
+    messages = positions(lines)
+    assert len(messages) == SUBSCRIBER_COUNT
+    assert messages[-1][0] > reconnected[0]  # It went on after the reconnection.
+    for channel in ("trades.BTC", "trades.ETH"):
+        offsets = [offset for _, name, offset in messages if name == channel]
+        # Publishing starts after subscribing, and the resume replays what
+        # the fault interrupted: each channel's offsets run 1, 2, 3...
+        assert offsets == list(range(1, len(offsets) + 1))
+    assert not [line for line in lines if line.startswith("gap")]
+    assert lines[-1] == f"done: received {SUBSCRIBER_COUNT} messages"
+
+
+async def test_subscriber_reports_gaps(server: Server) -> None:
+    """After a restart that lost history, one channel raises MessagesLost and the
+    other yields a Gap marker; both go on."""
+
+    async def restart_without_history() -> None:
+        await server.go_down()
+        server.lose_history()
+        await server.come_back()
+
+    lines = await run_subscriber_through(server, restart_without_history)
+    gaps = [line for line in lines if line.startswith("gap")]
+    assert len(gaps) == 2
+    assert {line.split(": ", 1)[0] for line in gaps} == {
+        "gap (MessagesLost)",
+        "gap (marker)",
+    }
+    assert all(line.endswith("(epoch)") for line in gaps)
+    assert any("'trades.BTC'" in line for line in gaps if "MessagesLost" in line)
+    last_gap = max(lines.index(line) for line in gaps)
+    assert positions(lines)[-1][0] > last_gap  # Iteration went on after both.
+    assert lines[-1] == f"done: received {SUBSCRIBER_COUNT} messages"
+
+
+async def test_exchange_bot(anyio_backend: object) -> None:
+    """exchange_bot.py prints 20 trades and resubscribes after its server drops it."""
+    with anyio.fail_after(3 * LONG):
+        lines = output_of(await run_script("exchange_bot.py", "--count", "20"))
+    trades = [
+        i
+        for i, line in enumerate(lines)
+        if re.fullmatch(r"(btc|eth)usdt@trade: [\d.]+ at [\d.]+", line)
+    ]
+    assert len(trades) == 20
+    reconnected = [i for i, line in enumerate(lines) if line.startswith("reconnected")]
+    assert len(reconnected) == 1
+    assert trades[0] < reconnected[0] < trades[-1]
+    assert lines[-1] == "done: printed 20 trades"

@@ -101,6 +101,17 @@ class Subscription:
             async for message in trades:
                 print(message.data)
 
+    A :exc:`~wsclient.MessagesLost` ends that ``async for``; to go on after a
+    gap, iterate again (or ask for ``gaps="marker"``)::
+
+        while True:
+            try:
+                async for message in trades:
+                    handle(message)
+                break  # Unsubscribed or the client closed.
+            except wsclient.MessagesLost as lost:
+                resync(lost.first, lost.last)  # e.g. fetch a snapshot
+
     Attributes:
         channel: The channel.
         params: Extra fields for the subscribe request.

@@ -16,7 +16,14 @@ from ._core.stats import Stats
 from ._exceptions import ClientClosed
 from ._options import ClassifyHook, Options
 from ._router import Router
-from ._subscription import GapPolicy, Overflow, OverflowName, Subscription
+from ._subscription import (
+    GapPolicy,
+    Marker,
+    Message,
+    Overflow,
+    OverflowName,
+    Subscription,
+)
 from ._supervisor import Supervisor
 from ._transport.base import Connection, ConnectionClosed, Data
 from ._urls import UrlRotation, UrlSource
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
 
     from ._adapters.base import ProtocolAdapter
     from ._core.backoff import StopStrategy, WaitStrategy
+    from ._core.subscriptions import Gap
 
 __all__ = ["Client"]
 
@@ -314,6 +322,55 @@ class Client:
         stats.messages_out += 1
         stats.bytes_out += len(message)
 
+    # The item type of the subscription follows the gaps and markers options.
+    @overload
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        max_queue: int = ...,
+        overflow: OverflowName = ...,
+        gaps: Literal["raise"] = ...,
+        markers: Literal[False] = ...,
+        stale_after: float | None = ...,
+        **params: Any,
+    ) -> Subscription[Message]: ...
+    @overload
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        max_queue: int = ...,
+        overflow: OverflowName = ...,
+        gaps: Literal["marker"],
+        markers: Literal[False] = ...,
+        stale_after: float | None = ...,
+        **params: Any,
+    ) -> Subscription[Message | Gap]: ...
+    @overload
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        max_queue: int = ...,
+        overflow: OverflowName = ...,
+        gaps: Literal["raise"] = ...,
+        markers: Literal[True],
+        stale_after: float | None = ...,
+        **params: Any,
+    ) -> Subscription[Message | Marker]: ...
+    @overload
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        max_queue: int = ...,
+        overflow: OverflowName = ...,
+        gaps: GapPolicy = ...,
+        markers: bool = ...,
+        stale_after: float | None = ...,
+        **params: Any,
+    ) -> Subscription[Message | Gap | Marker]: ...
     def subscribe(
         self,
         channel: str,
@@ -324,7 +381,7 @@ class Client:
         markers: bool = False,
         stale_after: float | None = None,
         **params: Any,
-    ) -> Subscription:
+    ) -> Subscription[Any]:
         """Subscribe to ``channel``; the subscription survives reconnections.
 
         Returns at once: the subscribe request goes out now if connected, else
@@ -389,7 +446,7 @@ class Client:
                 f"already subscribed to {channel!r}: iterate that subscription, "
                 "or unsubscribe it first"
             )
-        subscription = Subscription(
+        subscription: Subscription[Any] = Subscription(
             channel,
             params,
             max_queue=max_queue,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -67,9 +67,9 @@ class _Link:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.sent: dict[Subscription, int] = {}
+        self.sent: dict[Subscription[Any], int] = {}
         """Subscriptions subscribed on this connection: exactly once each."""
-        self.pending: dict[int, tuple[Literal["sub", "unsub"], Subscription]] = {}
+        self.pending: dict[int, tuple[Literal["sub", "unsub"], Subscription[Any]]] = {}
         self.next_id = REQUEST_ID_BASE
         self.answered = anyio.Event()
         self.done = anyio.Event()
@@ -92,7 +92,7 @@ class Router:
         self.adapter = adapter
         self.stats = stats
         self.answer_timeout = answer_timeout
-        self.subscriptions: dict[str, Subscription] = {}
+        self.subscriptions: dict[str, Subscription[Any]] = {}
         self.inbox: collections.deque[Data] = collections.deque()
         self.link: _Link | None = None
         self.stopped = False
@@ -103,12 +103,12 @@ class Router:
 
     # Public methods for the client.
 
-    def add(self, subscription: Subscription) -> None:
+    def add(self, subscription: Subscription[Any]) -> None:
         """Register a subscription; the current connection subscribes soon."""
         self.subscriptions[subscription.channel] = subscription
         self._notify()
 
-    async def remove(self, subscription: Subscription) -> None:
+    async def remove(self, subscription: Subscription[Any]) -> None:
         """Forget a subscription; unsubscribe on the current connection."""
         if self.subscriptions.get(subscription.channel) is subscription:
             del self.subscriptions[subscription.channel]
@@ -228,7 +228,7 @@ class Router:
             with anyio.move_on_after(None if wake is None else wake - now):
                 await changed.wait()
 
-    async def _renew(self, link: _Link, subscription: Subscription) -> None:
+    async def _renew(self, link: _Link, subscription: Subscription[Any]) -> None:
         subscription._stale()
         logger.warning(
             "no message on %r for %s s: renewing the subscription",

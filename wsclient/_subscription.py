@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeAlias, TypeVar, cast
 
 import anyio
 
@@ -91,7 +91,12 @@ GapPolicy: TypeAlias = Literal["raise", "marker"]
 _Item: TypeAlias = Message | Gap | Marker
 
 
-class Subscription:
+T = TypeVar("T", covariant=True)
+"""What iterating a subscription yields: ``Message``, plus ``Gap`` and
+``Marker`` when the subscription asked for them."""
+
+
+class Subscription(Generic[T]):
     """The messages of one channel, restored after every reconnection.
 
     Create it with :meth:`wsclient.Client.subscribe`. Iterate it, and use it
@@ -130,7 +135,7 @@ class Subscription:
         gaps: GapPolicy,
         markers: bool = False,
         stale_after: float | None = None,
-        on_unsubscribe: Callable[[Subscription], Coroutine[Any, Any, None]],
+        on_unsubscribe: Callable[[Subscription[Any]], Coroutine[Any, Any, None]],
     ) -> None:
         self.channel = channel
         self.params = params
@@ -184,7 +189,7 @@ class Subscription:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Message | Gap | Marker:
+    async def __anext__(self) -> T:
         """The next message, or a :class:`~wsclient.Gap` or
         :class:`~wsclient.Marker` if asked for.
 
@@ -210,7 +215,8 @@ class Subscription:
             self._writable.set()
         if isinstance(item, Gap) and self._gap_policy == "raise":
             raise MessagesLost(item)
-        return item
+        # The item types queued are those the subscriber asked for (T).
+        return cast("T", item)
 
     def __repr__(self) -> str:
         queued = len(self._items)

@@ -370,3 +370,76 @@ class TestSlowConsumer:
         assert received == list(range(1, count + 1))
         assert client.stats.connects == 1
         assert client.stats.heartbeat_timeouts == 0
+
+
+class TestReviewRegressions:
+    async def test_blocked_message_is_replayed_after_reconnect(
+        self, server: Server
+    ) -> None:
+        """A publication the reader held when the connection was replaced is
+        replayed by the resume, not lost."""
+        recorder = Recorder()
+        options = channel_options(close_timeout=50 * T, **recorder.callbacks())
+        async with Client(server.url, **options) as client:
+            news = client.subscribe("news", max_queue=1)
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await publish_many(server, "news", 1, 5)
+                await server.wait_for(lambda n: n.messages_sent >= 5)
+                await server.close_all(1012)
+                await recorder.wait_for("reconnect")
+                assert await take(news, 5) == [1, 2, 3, 4, 5]
+
+    async def test_overflowed_subscription_can_be_replaced(
+        self, server: Server
+    ) -> None:
+        """A subscription failed by overflow stops its flow and can be made again."""
+        async with Client(server.url, **channel_options()) as client:
+            news = client.subscribe("news", max_queue=1, overflow="fail")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await publish_many(server, "news", 1, 3)
+                await client.send(json.dumps({"type": "echo", "data": "sync"}))
+                await anext(aiter(client))  # All three publications were routed.
+                with pytest.raises(wsclient.SubscriptionError):
+                    await take(news, 3)
+                await server.wait_for(lambda n: n.subscriptions_open == 0)
+                again = client.subscribe("news")
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await server.publish("news", "again")
+                assert await take(again, 1) == ["again"]
+
+    async def test_subscribe_while_connection_closes(self, server: Server) -> None:
+        """Subscribing while a blocked reader hands over a closed connection does
+        not stop the client."""
+        recorder = Recorder()
+        options = channel_options(close_timeout=100 * T, **recorder.callbacks())
+        async with Client(server.url, **options) as client:
+            first = client.subscribe("a", max_queue=1)
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                await publish_many(server, "a", 1, 3)
+                await server.wait_for(lambda n: n.messages_sent >= 3)
+                await server.abort_all()
+                second = client.subscribe("b")  # Sent on a closed connection.
+                assert await take(first, 3) == [1, 2, 3]
+                await recorder.wait_for("reconnect")
+                await server.wait_for(lambda n: n.subscriptions_open == 2)
+                await server.publish("b", "fine")
+                assert await take(second, 1) == ["fine"]
+            assert client.state is wsclient.ClientState.CONNECTED
+
+    async def test_stale_watchdog_ignores_a_blocked_reader(
+        self, server: Server
+    ) -> None:
+        """A reader blocked on a full queue does not make channels look stale."""
+        async with Client(server.url, **channel_options()) as client:
+            slow = client.subscribe("slow", max_queue=1, stale_after=30 * T)
+            busy = client.subscribe("busy", stale_after=30 * T)
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 2)
+                await publish_many(server, "slow", 1, 3)
+                await anyio.sleep(100 * T)  # Blocked for several stale periods.
+                assert await take(slow, 3) == [1, 2, 3]
+        assert slow.stale_renewals == 0
+        assert busy.stale_renewals <= 1  # Quiet after the reader unblocked, at most.

@@ -441,7 +441,10 @@ class Client:
                 f"stale_after must be seconds > 0, or None; got {stale_after!r}"
             )
         router = self._subscription_router()
-        if channel in router.subscriptions:
+        existing = router.subscriptions.get(channel)
+        if existing is not None and existing._done():
+            del router.subscriptions[channel]  # Failed or closed: replace it.
+        elif existing is not None:
             raise ValueError(
                 f"already subscribed to {channel!r}: iterate that subscription, "
                 "or unsubscribe it first"

@@ -70,6 +70,11 @@ class _Link:
         self.sent: dict[Subscription[Any], int] = {}
         """Subscriptions subscribed on this connection: exactly once each."""
         self.pending: dict[int, tuple[Literal["sub", "unsub"], Subscription[Any]]] = {}
+        self.awaiting: set[Subscription[Any]] = set()
+        """Subscribed on this link, answer not received yet: positioned
+        publications for them are in flight from an earlier subscription."""
+        self.delivering = False
+        """True while the reader waits for room in a subscription's queue."""
         self.next_id = REQUEST_ID_BASE
         self.answered = anyio.Event()
         self.done = anyio.Event()
@@ -120,10 +125,7 @@ class Router:
         message = self.adapter.unsubscribe(
             subscription.channel, subscription.params, request_id
         )
-        try:
-            await link.conn.send(message)
-        except ConnectionClosed:
-            pass  # The next connection will not subscribe it.
+        await self._send(link, message)  # If closed: the next one won't subscribe it.
 
     async def receive(self) -> Data:
         """The next message that is not a subscription's, for ``async for``."""
@@ -154,22 +156,20 @@ class Router:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read, link)
                 tg.start_soon(self._watch_stale, link)
-                try:
-                    for message in self.adapter.hello():
-                        await conn.send(message)
-                    await self._sync(link)
-                    with anyio.move_on_after(self.answer_timeout):
-                        await link.answered.wait()
-                except ConnectionClosed:
-                    pass
+                for message in self.adapter.hello():
+                    if not await self._send(link, message):
+                        break
+                await self._sync(link)
+                with anyio.move_on_after(self.answer_timeout):
+                    await link.answered.wait()
                 task_status.started()
                 while True:
                     changed = self._changed
                     await self._sync(link)
                     await changed.wait()
-        except ConnectionClosed:
-            pass
         finally:
+            for subscription in link.sent:
+                subscription._link_ended()
             if self.link is link:
                 self.link = None
 
@@ -185,22 +185,35 @@ class Router:
 
     async def _sync(self, link: _Link) -> None:
         """Subscribe every live subscription not subscribed on ``link`` yet."""
+        requests = []
         for subscription in list(self.subscriptions.values()):
-            if subscription in link.sent or subscription.state in (
-                SubscriptionState.CLOSED,
-                SubscriptionState.FAILED,
-            ):
+            if subscription in link.sent or subscription._done():
                 continue
             request_id = link.request_id()
             link.sent[subscription] = request_id
             link.pending[request_id] = ("sub", subscription)
-            since = subscription.tracker.resume_from()
-            await link.conn.send(
-                self.adapter.subscribe(
-                    subscription.channel, subscription.params, since, request_id
-                )
+            link.awaiting.add(subscription)
+            requests.append((subscription, request_id))
+        # Every request is pending before the first goes out, so that an early
+        # answer cannot make the link look fully answered.
+        for subscription, request_id in requests:
+            message = self.adapter.subscribe(
+                subscription.channel,
+                subscription.params,
+                subscription.tracker.resume_from(),
+                request_id,
             )
+            if not await self._send(link, message):
+                break
         link.check_answered()
+
+    async def _send(self, link: _Link, message: Data) -> bool:
+        """Send on ``link``; False if it closed (the supervisor reconnects)."""
+        try:
+            await link.conn.send(message)
+        except ConnectionClosed:
+            return False
+        return True
 
     async def _watch_stale(self, link: _Link) -> None:
         """Renew subscriptions with ``stale_after`` that went quiet.
@@ -219,12 +232,15 @@ class Router:
                 and sub.last_message_at is not None
                 and sub.state is SubscriptionState.ACTIVE
             }
-            stale = [sub for sub, deadline in due.items() if deadline <= now]
+            # A reader blocked on a full queue reads nothing: not staleness.
+            stale = [] if link.delivering else [s for s, d in due.items() if d <= now]
             for subscription in stale:
                 await self._renew(link, subscription)
             if stale:
                 continue
             wake = min(due.values(), default=None)
+            if wake is not None and link.delivering:
+                wake = now + min(sub.stale_after or 1.0 for sub in due)
             with anyio.move_on_after(None if wake is None else wake - now):
                 await changed.wait()
 
@@ -235,16 +251,25 @@ class Router:
             subscription.channel,
             subscription.stale_after,
         )
-        request_id = link.request_id()
-        link.pending[request_id] = ("unsub", subscription)
-        message = self.adapter.unsubscribe(
-            subscription.channel, subscription.params, request_id
+        unsubscribe_id, subscribe_id = link.request_id(), link.request_id()
+        link.pending[unsubscribe_id] = ("unsub", subscription)
+        link.pending[subscribe_id] = ("sub", subscription)
+        link.sent[subscription] = subscribe_id
+        link.awaiting.add(subscription)
+        # Back to back, in this order: the server answers in order, so the
+        # resume replays what the position has not seen, and what was in
+        # flight meanwhile is dropped (awaiting) and then replayed.
+        unsubscribe = self.adapter.unsubscribe(
+            subscription.channel, subscription.params, unsubscribe_id
         )
-        # Unsubscribe first, still marked as sent so that _sync() cannot
-        # subscribe again before the server has the unsubscribe.
-        await link.conn.send(message)
-        link.sent.pop(subscription, None)
-        self._notify()
+        subscribe = self.adapter.subscribe(
+            subscription.channel,
+            subscription.params,
+            subscription.tracker.resume_from(),
+            subscribe_id,
+        )
+        if await self._send(link, unsubscribe):
+            await self._send(link, subscribe)
 
     async def _read(self, link: _Link) -> None:
         stats = self.stats
@@ -261,10 +286,22 @@ class Router:
                     self._to_inbox(message)
                 elif isinstance(routed, Publication):
                     subscription = self.subscriptions.get(routed.channel)
-                    if subscription is not None and subscription in link.sent:
-                        await subscription._deliver(routed)
-                    else:  # Unsubscribed meanwhile, or never ours.
+                    if (
+                        subscription is None
+                        or subscription not in link.sent
+                        or (routed.offset is not None and subscription in link.awaiting)
+                    ):
+                        # Unsubscribed, never ours, or in flight from an earlier
+                        # subscription: the resume will replay what matters.
                         stats.publications_unrouted += 1
+                        continue
+                    link.delivering = True
+                    try:
+                        await subscription._deliver(routed)
+                    finally:
+                        link.delivering = False
+                    if subscription.state is SubscriptionState.FAILED:
+                        await self.remove(subscription)  # Overflowed: stop its flow.
                 elif not self._answer(link, routed):
                     self._to_inbox(message)  # An answer to a request of the app's.
         finally:
@@ -289,6 +326,8 @@ class Router:
             return False
         del link.pending[answer.request_id]  # type: ignore[arg-type]
         kind, subscription = entry
+        if kind == "sub":
+            link.awaiting.discard(subscription)
         live = (SubscriptionState.PENDING, SubscriptionState.ACTIVE)
         if kind == "sub" and subscription.state in live:
             if isinstance(answer, SubscribeFailed):

@@ -153,7 +153,7 @@ class Subscription(Generic[T]):
         self.last_message_at: float | None = None
         """When the last publication was queued (clock of the event loop)."""
         self.connections = 0
-        """Connections on which the server accepted the subscription."""
+        """Times the server accepted the subscription (connections, renewals)."""
         self._catch_up: int | None = None
         self._renewing = False
         self._on_unsubscribe = on_unsubscribe
@@ -169,9 +169,9 @@ class Subscription(Generic[T]):
 
         Idempotent. Once unsubscribed, the channel is never resubscribed.
         """
-        if self._done():
-            return
-        self._finish(SubscriptionState.CLOSED)
+        if not self._done():
+            self._finish(SubscriptionState.CLOSED)
+        # Always: a failed subscription must also stop its flow on the server.
         await self._on_unsubscribe(self)
 
     async def __aenter__(self) -> Self:
@@ -232,6 +232,7 @@ class Subscription(Generic[T]):
             self.state = SubscriptionState.ACTIVE
         self.connections += 1
         self.last_message_at = anyio.current_time()
+        self._catch_up = None  # A new answer supersedes an unfinished catch-up.
         renewal, self._renewing = self._renewing, False
         if self.connections == 1 or renewal or not self._markers:
             return
@@ -243,6 +244,10 @@ class Subscription(Generic[T]):
             else:
                 self._catch_up = current
 
+    def _link_ended(self) -> None:
+        """The connection ended: a renewal under way there is over."""
+        self._renewing = False
+
     def _stale(self) -> None:
         """The stale-data watchdog is renewing the subscription."""
         self.stale_renewals += 1
@@ -251,6 +256,9 @@ class Subscription(Generic[T]):
         self._mark("stale")
 
     def _mark(self, kind: Literal["reconnected", "recovered", "stale"]) -> None:
+        last = self._items[-1] if self._items else None
+        if kind == "stale" and isinstance(last, Marker) and last.kind == "stale":
+            return  # Unread: one stale marker says it all (the queue stays bounded).
         if self._markers:
             self._items.append(Marker(kind, self.channel, self.tracker.position))
             self._wake_reader()
@@ -281,7 +289,21 @@ class Subscription(Generic[T]):
             self._wake_reader()
 
     async def _deliver(self, publication: Publication) -> None:
-        """Queue one publication, per the recovery rules and the overflow policy."""
+        """Queue one publication, per the recovery rules and the overflow policy.
+
+        If waiting for room is cancelled (the connection was replaced), the
+        position goes back to before this publication, so that the resume on
+        the next connection replays it: never a silent loss.
+        """
+        before = self.tracker.position
+        try:
+            await self._queue(publication)
+        except BaseException:
+            if self.tracker.position != before and not self._done():
+                self.tracker.position = before
+            raise
+
+    async def _queue(self, publication: Publication) -> None:
         deliver, gap = self.tracker.publication(publication.epoch, publication.offset)
         self._report(gap)
         if not deliver or self.state in (

@@ -235,23 +235,34 @@ class Supervisor:
                         await self.callbacks.fire("reconnect", back)
                 await conn.wait_closed()
                 if self.router is not None:
-                    # Hand over what the connection received before it closed.
-                    with anyio.move_on_after(self._drain_bound()):
-                        await self.router.drained()
+                    await self._hand_over(conn)
                 tg.cancel_scope.cancel()
         finally:
             self.conn = None
         self.stats.disconnects += 1
         return monitor
 
-    def _drain_bound(self) -> float | None:
-        """How long a closed connection's messages may take to be handed over.
+    async def _hand_over(self, conn: Connection) -> None:
+        """Let the router read what the closed connection received.
 
-        With ``overflow="block"`` the reader waits for slow subscribers; past
-        this, the rest is left to recovery (resume from the last position).
+        With ``overflow="block"`` the reader waits for slow subscribers, for
+        up to ``close_timeout`` (10 s if None). Past that, publications are
+        left to recovery (resume from the last position delivered) and what
+        is left is counted in :attr:`Stats.messages_dropped` and logged.
         """
+        assert self.router is not None
         timeout = self.options.websockets.get("close_timeout", 10)
-        return None if timeout is None else float(timeout)
+        with anyio.move_on_after(10.0 if timeout is None else float(timeout)):
+            await self.router.drained()
+            return
+        left = conn.pending_messages
+        if left:
+            self.stats.messages_dropped += left
+            logger.warning(
+                "%d messages of a closed connection were not read in time; "
+                "publications among them are recovered by the resume",
+                left,
+            )
 
     async def _cancel_on_close_request(self, scope: anyio.CancelScope) -> None:
         await self.close_requested.wait()

@@ -77,7 +77,7 @@ class ExchangeProtocol:
             return None
         try:
             fields = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):  # Malformed, or hostile nesting.
             return None
         if not isinstance(fields, dict):
             return None

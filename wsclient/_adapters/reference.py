@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
     from .._core.subscriptions import Position
 
-__all__ = ["ReferenceProtocol"]
+__all__ = ["MAX_OFFSET", "ReferenceProtocol"]
+
+MAX_OFFSET = 2**53
+"""Offsets beyond this are not trusted (JSON numbers are exact up to 2**53)."""
 
 
 class ReferenceProtocol:
@@ -58,7 +61,7 @@ class ReferenceProtocol:
             return None
         try:
             fields = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):  # Malformed, or hostile nesting.
             return None
         if not isinstance(fields, dict):
             return None
@@ -74,11 +77,17 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _offset(value: object) -> int | None:
+    """An offset, if plausible: a hostile one must not move the position."""
+    offset = _int(value)
+    return offset if offset is not None and 0 <= offset <= MAX_OFFSET else None
+
+
 def _pub(fields: dict[str, Any]) -> Publication | None:
     channel = _str(fields.get("channel"))
     if channel is None:
         return None
-    epoch, offset = _str(fields.get("epoch")), _int(fields.get("offset"))
+    epoch, offset = _str(fields.get("epoch")), _offset(fields.get("offset"))
     if (epoch is None) != (offset is None):
         return None  # Half a position cannot be trusted.
     return Publication(channel, fields.get("data"), epoch, offset)
@@ -89,14 +98,14 @@ def _subscribed(fields: dict[str, Any]) -> Subscribed:
     missing = fields.get("missing")
     span = None
     if isinstance(missing, list) and len(missing) == 2:
-        first, last = _int(missing[0]), _int(missing[1])
+        first, last = _offset(missing[0]), _offset(missing[1])
         if first is not None and last is not None and first <= last:
             span = (first, last)
     return Subscribed(
         request_id=_int(fields.get("id")),
         channel=_str(fields.get("channel")),
         epoch=_str(fields.get("epoch")),
-        offset=_int(fields.get("offset")),
+        offset=_offset(fields.get("offset")),
         recovered=recovered if isinstance(recovered, bool) else None,
         reason=_str(fields.get("reason")),
         missing=span,
@@ -129,5 +138,7 @@ _ROUTES: dict[str, Any] = {
     "subscribed": _subscribed,
     "subscribe_error": _subscribe_error,
     "unsubscribed": _unsubscribed,
+    # An unsubscribe the server refuses ("not subscribed") is done all the same.
+    "unsubscribe_error": _unsubscribed,
     "ack": _ack,
 }

@@ -128,6 +128,7 @@ class Tracker:
             return None  # The replay follows; publication() dedupes it.
         if reason == "truncated" and missing is not None:
             first, last = missing
+            last = min(last, offset)  # Never trust a range beyond the present.
             self.position = Position(epoch, max(here.offset, last))
             return self._lost(GapReason.TRUNCATED, first, last)
         self.position = Position(epoch, offset)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import signal
 import socket
@@ -14,28 +13,20 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 import sniffio
-import websockets.asyncio.client
-import websockets.trio.client
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
+from tests.raw import connect, no_server_errors  # noqa: F401 - a fixture
 from tests.utils import LONG, T
 from wsclient.server import Server, ServerCounters, serve
 from wsclient.server.__main__ import main
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Callable
 
 pytestmark = pytest.mark.anyio
 
 
 # Helpers.
-
-
-def connect(url: str, **kwargs: Any) -> Any:
-    """Return a websockets client for the running backend: `async with` it."""
-    if sniffio.current_async_library() == "trio":
-        return websockets.trio.client.connect(url, proxy=None, **kwargs)
-    return websockets.asyncio.client.connect(url, proxy=None, **kwargs)
 
 
 async def ping(ws: Any) -> None:
@@ -51,18 +42,6 @@ async def command(ws: Any, **message: Any) -> Any:
     """Send a JSON command and return the parsed reply."""
     await ws.send(json.dumps(message))
     return json.loads(await ws.recv())
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Fail a test if the server logged an error: it means a connection crashed."""
-    yield
-    errors = [
-        record.getMessage()
-        for record in caplog.records
-        if record.name == "wsclient.server" and record.levelno >= logging.ERROR
-    ]
-    assert errors == []
 
 
 @pytest.fixture

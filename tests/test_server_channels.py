@@ -8,16 +8,14 @@ registry with explicit clock values, so that no test sleeps.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 import sniffio
-import websockets.asyncio.client
-import websockets.trio.client
 
+from tests.raw import connect, no_server_errors  # noqa: F401 - a fixture
 from tests.utils import LONG
 from wsclient.server import ChannelInfo, Server
 from wsclient.server._channels import (
@@ -29,19 +27,12 @@ from wsclient.server._channels import (
 from wsclient.server._connection import MAILBOX_SIZE, OUTBOX_SIZE
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.anyio
 
 
 # Helpers.
-
-
-def connect(url: str, **kwargs: Any) -> Any:
-    """Return a websockets client for the running backend: `async with` it."""
-    if sniffio.current_async_library() == "trio":
-        return websockets.trio.client.connect(url, proxy=None, **kwargs)
-    return websockets.asyncio.client.connect(url, proxy=None, **kwargs)
 
 
 async def send(ws: Any, **message: Any) -> None:
@@ -80,18 +71,6 @@ async def barrier(ws: Any) -> None:
 def since(epoch: str, offset: Any) -> dict[str, Any]:
     """A resume position, as the client sends it."""
     return {"epoch": epoch, "offset": offset}
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Fail a test if the server logged an error: it means a connection crashed."""
-    yield
-    errors = [
-        record.getMessage()
-        for record in caplog.records
-        if record.name == "wsclient.server" and record.levelno >= logging.ERROR
-    ]
-    assert errors == []
 
 
 # Resume: where a subscribe with `since` lands, one row per boundary.

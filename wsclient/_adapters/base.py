@@ -12,6 +12,7 @@ Write your own by implementing :class:`ProtocolAdapter`; see
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -30,6 +31,7 @@ __all__ = [
     "SubscribeFailed",
     "Subscribed",
     "Unsubscribed",
+    "json_object",
 ]
 
 
@@ -102,6 +104,22 @@ class Acked:
 
 Routed: TypeAlias = Publication | Subscribed | SubscribeFailed | Unsubscribed | Acked
 """What :meth:`ProtocolAdapter.route` can return; None means "not ours"."""
+
+
+def json_object(message: Data) -> dict[str, Any] | None:
+    """Parse a text message holding a JSON object; None for anything else.
+
+    For adapters of JSON protocols: never raises, whatever a hostile server
+    sends (malformed JSON, deep nesting, binary frames).
+    """
+    # Micro-optimization: only text that looks like a JSON object is parsed.
+    if not isinstance(message, str) or not message.startswith("{"):
+        return None
+    try:
+        fields = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    return fields if isinstance(fields, dict) else None
 
 
 class ProtocolAdapter(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .base import Acked, Publication, Routed, SubscribeFailed
+from .base import Acked, Publication, Routed, SubscribeFailed, json_object
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -73,13 +73,8 @@ class ExchangeProtocol:
 
     def route(self, message: Data) -> Routed | None:
         """Answers by id, publications by stream name; anything else is not ours."""
-        if not isinstance(message, str) or not message.startswith("{"):
-            return None
-        try:
-            fields = json.loads(message)
-        except (ValueError, RecursionError):  # Malformed, or hostile nesting.
-            return None
-        if not isinstance(fields, dict):
+        fields = json_object(message)
+        if fields is None:
             return None
         channel = fields.get(self.channel_key)
         if isinstance(channel, str) and self.data_key in fields:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .base import Acked, Publication, Routed, Subscribed, SubscribeFailed, Unsubscribed
+from .base import (
+    Acked,
+    Publication,
+    Routed,
+    Subscribed,
+    SubscribeFailed,
+    Unsubscribed,
+    json_object,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,14 +64,8 @@ class ReferenceProtocol:
 
     def route(self, message: Data) -> Routed | None:
         """Classify by the ``type`` field; anything malformed is not ours."""
-        # Micro-optimization: only text that looks like a JSON object is parsed.
-        if not isinstance(message, str) or not message.startswith("{"):
-            return None
-        try:
-            fields = json.loads(message)
-        except (ValueError, RecursionError):  # Malformed, or hostile nesting.
-            return None
-        if not isinstance(fields, dict):
+        fields = json_object(message)
+        if fields is None:
             return None
         route = _ROUTES.get(fields.get("type"))  # type: ignore[arg-type]
         return None if route is None else route(fields)

@@ -45,9 +45,11 @@ from ._exceptions import (
     ConnectionRejected as ConnectionRejected,
     GaveUp as GaveUp,
     MessagesLost as MessagesLost,
+    PublishWindowFull as PublishWindowFull,
     SubscriptionError as SubscriptionError,
     WSClientError as WSClientError,
 )
+from ._outbox import PublishReceipt as PublishReceipt
 from ._subscription import (
     Marker as Marker,
     Message as Message,
@@ -83,6 +85,8 @@ __all__ = [
     "Position",
     "ProtocolAdapter",
     "Publication",
+    "PublishReceipt",
+    "PublishWindowFull",
     "ReconnectEvent",
     "ReferenceProtocol",
     "Stats",

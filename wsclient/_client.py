@@ -13,7 +13,9 @@ from ._core.state import ClientState
 from ._core.stats import Stats
 from ._exceptions import ClientClosed
 from ._options import ClassifyHook, Options
-from ._subscribing import SubscribingMixin, check_adapter
+from ._outbox import check_window
+from ._publishing import PublishingMixin
+from ._subscribing import check_adapter
 from ._supervisor import Supervisor
 from ._transport.base import Connection, ConnectionClosed, Data
 from ._urls import UrlRotation, UrlSource
@@ -36,7 +38,7 @@ _DATA_TYPES = (str, bytes, bytearray, memoryview)
 C = TypeVar("C", bound=Callback)
 
 
-class Client(SubscribingMixin):
+class Client(PublishingMixin):
     """One logical WebSocket connection that survives network faults.
 
     Use it as an async context manager; entering starts a supervisor task
@@ -93,6 +95,9 @@ class Client(SubscribingMixin):
             server's wire format (:class:`~wsclient.ReferenceProtocol`,
             :class:`~wsclient.ExchangeProtocol`, or your own). Subscribing on
             a client created without one selects ``ReferenceProtocol``.
+        publish_window: Publications that may await their ack at once
+            (:meth:`publish`, :meth:`publish_nowait`); they are kept, and
+            resent after a reconnection, until acknowledged.
         open_timeout: As in websockets: timeout of the opening handshake.
         close_timeout: As in websockets: timeout of the closing handshake.
         max_size: As in websockets: maximum size of incoming messages.
@@ -140,6 +145,7 @@ class Client(SubscribingMixin):
         heartbeat_reply: Callable[[Data], bool] | None = None,
         # Subscriptions
         protocol: ProtocolAdapter | None = None,
+        publish_window: int = 100,
         # Timeouts (websockets)
         open_timeout: float | None = 10,
         close_timeout: float | None = 10,
@@ -209,6 +215,7 @@ class Client(SubscribingMixin):
         self._rx: Connection | None = None
         self._stats = Stats()
         self._router: Router | None = None
+        self._publish_window = check_window(publish_window)
         if protocol is not None:
             self._router = self._make_router(check_adapter(protocol))
         self._closed_before_start = False
@@ -323,6 +330,8 @@ class Client(SubscribingMixin):
         supervisor = self._supervisor
         if supervisor is None:
             self._closed_before_start = True
+            if self._router is not None:
+                self._router.outbox.stop(None)  # Fail what publish_nowait queued.
             return
         supervisor.request_close()
         if not supervisor.in_supervisor():

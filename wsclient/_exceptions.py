@@ -7,6 +7,7 @@ The tree::
     ├── ClientStopped         the client stopped for good; ``.failure`` says why
     │   ├── ConnectionRejected  a fatal failure per the classification table
     │   └── GaveUp              the stop strategy ran out; ``.attempts``, ``.downtime``
+    ├── PublishWindowFull     publish_nowait() with ``publish_window`` acks pending
     ├── SubscriptionError     refused by the server, or the queue overflowed
     └── MessagesLost          publications missed; ``.channel``, ``.first``, ``.last``
 
@@ -31,6 +32,7 @@ __all__ = [
     "ConnectionRejected",
     "GaveUp",
     "MessagesLost",
+    "PublishWindowFull",
     "SubscriptionError",
     "WSClientError",
 ]
@@ -88,6 +90,22 @@ class GaveUp(ClientStopped):
         super().__init__(message, failure)
         self.attempts = attempts
         self.downtime = downtime
+
+
+class PublishWindowFull(WSClientError):
+    """:meth:`~wsclient.Client.publish_nowait` found the publish window full.
+
+    ``publish_window`` publications await their ack already. Wait for the
+    oldest receipt (``await receipt.wait()``) and try again, or use
+    :meth:`~wsclient.Client.publish`, which waits for room.
+
+    Attributes:
+        window: The ``publish_window`` of the client.
+    """
+
+    def __init__(self, window: int) -> None:
+        super().__init__(f"{window} publications await their ack (publish_window)")
+        self.window = window
 
 
 class SubscriptionError(WSClientError):

@@ -11,14 +11,16 @@ On every connection, before the client is reported connected, the router
 sends the adapter's hello messages and exactly one subscribe per live
 subscription, resuming from its last position; answers are awaited (up to
 ``open_timeout``) so that ``on_reconnect`` sees a working client and nothing
-the application sends can overtake the resubscription.
+the application sends can overtake the resubscription. Then, still before,
+it sends again every publication of the outbox not acknowledged yet, in
+order (see :mod:`._outbox`); new publications follow.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 
@@ -31,6 +33,7 @@ from ._adapters.base import (
     SubscribeFailed,
     Unsubscribed,
 )
+from ._outbox import Outbox, PublishReceipt
 from ._subscription import Subscription, SubscriptionState
 from ._transport.base import ConnectionClosed
 
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
     from ._core.stats import Stats
     from ._exceptions import WSClientError
+    from ._outbox import PublishingAdapter
     from ._transport.base import Connection, Data
 
 __all__ = ["INBOX_SIZE", "REQUEST_ID_BASE", "Router"]
@@ -52,6 +56,8 @@ When nobody reads them, the oldest are dropped and counted in
 :attr:`Stats.messages_dropped`, so that subscriptions keep flowing.
 """
 
+
+_Kind = Literal["sub", "unsub", "pub"]
 
 REQUEST_ID_BASE = 1 << 30
 """The client's own request ids count up from here on each connection.
@@ -69,7 +75,7 @@ class _Link:
         self.conn = conn
         self.sent: dict[Subscription[Any], int] = {}
         """Subscriptions subscribed on this connection: exactly once each."""
-        self.pending: dict[int, tuple[Literal["sub", "unsub"], Subscription[Any]]] = {}
+        self.pending: dict[int, tuple[_Kind, Subscription[Any] | PublishReceipt]] = {}
         self.awaiting: set[Subscription[Any]] = set()
         """Subscribed on this link, answer not received yet: positioned
         publications for them are in flight from an earlier subscription."""
@@ -92,9 +98,14 @@ class Router:
     """Subscriptions of one client, and the reader of its current connection."""
 
     def __init__(
-        self, adapter: ProtocolAdapter, stats: Stats, answer_timeout: float | None
+        self,
+        adapter: ProtocolAdapter,
+        stats: Stats,
+        answer_timeout: float | None,
+        publish_window: int = 100,
     ) -> None:
         self.adapter = adapter
+        self.outbox = Outbox(publish_window)
         self.stats = stats
         self.answer_timeout = answer_timeout
         self.subscriptions: dict[str, Subscription[Any]] = {}
@@ -127,6 +138,10 @@ class Router:
         )
         await self._send(link, message)  # If closed: the next one won't subscribe it.
 
+    def publications_changed(self) -> None:
+        """A publication joined the outbox: the current connection sends it."""
+        self._notify()
+
     async def receive(self) -> Data:
         """The next message that is not a subscription's, for ``async for``."""
         while not self.inbox:
@@ -142,6 +157,7 @@ class Router:
         self.stopped, self.error = True, error
         for subscription in list(self.subscriptions.values()):
             subscription._stop(error)
+        self.outbox.stop(error)
         self._wake()
 
     async def serve(self, conn: Connection, *, task_status: TaskStatus[None]) -> None:
@@ -162,10 +178,12 @@ class Router:
                 await self._sync(link)
                 with anyio.move_on_after(self.answer_timeout):
                     await link.answered.wait()
+                await self._publish(link)
                 task_status.started()
                 while True:
                     changed = self._changed
                     await self._sync(link)
+                    await self._publish(link)
                     await changed.wait()
         finally:
             for subscription in link.sent:
@@ -206,6 +224,24 @@ class Router:
             if not await self._send(link, message):
                 break
         link.check_answered()
+
+    async def _publish(self, link: _Link) -> None:
+        """Send, in order, every unacknowledged publication not sent on ``link``.
+
+        Only the task serving ``link`` calls it, which keeps the order.
+        """
+        adapter = cast("PublishingAdapter", self.adapter)
+        for receipt in self.outbox.unsent(link):
+            if receipt._done.is_set():
+                continue  # Acked (or failed) while an earlier one was sent.
+            request_id = link.request_id()
+            link.pending[request_id] = ("pub", receipt)
+            receipt._link = link
+            message = adapter.publish(
+                receipt.channel, receipt._data, receipt.msg_id, request_id
+            )
+            if not await self._send(link, message):
+                return
 
     async def _send(self, link: _Link, message: Data) -> bool:
         """Send on ``link``; False if it closed (the supervisor reconnects)."""
@@ -326,6 +362,10 @@ class Router:
             return False
         del link.pending[answer.request_id]  # type: ignore[arg-type]
         kind, subscription = entry
+        if isinstance(subscription, PublishReceipt):
+            assert isinstance(answer, Acked)  # See _answers().
+            self.outbox.acked(subscription, answer.offset, answer.duplicate)
+            return True
         if kind == "sub":
             link.awaiting.discard(subscription)
         live = (SubscriptionState.PENDING, SubscriptionState.ACTIVE)
@@ -373,11 +413,12 @@ class Router:
         self._readable = anyio.Event()
 
 
-def _answers(answer: Routed, kind: Literal["sub", "unsub"]) -> bool:
+def _answers(answer: Routed, kind: _Kind) -> bool:
     """Whether ``answer`` can be the answer to a request of this kind.
 
-    A plain acknowledgement answers either (exchange-style servers reply
-    ``{"result": null, "id": n}`` to both).
+    A plain acknowledgement answers any (exchange-style servers reply
+    ``{"result": null, "id": n}`` to both subscribe and unsubscribe); a
+    publish is answered by an acknowledgement only.
     """
     if isinstance(answer, Subscribed | SubscribeFailed):
         return kind == "sub"

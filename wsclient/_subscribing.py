@@ -35,6 +35,7 @@ class SubscribingMixin:
     _closed_before_start: bool
     _options: Options
     _stats: Stats
+    _publish_window: int
 
     # The item type of the subscription follows the gaps and markers options.
     @overload
@@ -178,7 +179,7 @@ class SubscribingMixin:
 
     def _make_router(self, adapter: ProtocolAdapter) -> Router:
         timeout = self._options.websockets.get("open_timeout", 10)
-        return Router(adapter, self._stats, timeout)
+        return Router(adapter, self._stats, timeout, self._publish_window)
 
     def _subscription_router(self) -> Router:
         if self._closed_before_start or (

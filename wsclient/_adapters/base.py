@@ -125,9 +125,18 @@ def json_object(message: Data) -> dict[str, Any] | None:
 class ProtocolAdapter(Protocol):
     """How subscriptions map to a server's wire protocol.
 
-    Methods are synchronous and do no I/O. Request ids are small ints chosen
-    by the client, unique per connection; put them in the request if the
+    Methods are synchronous and do no I/O. Request ids are ints chosen by
+    the client, unique per connection; put them in the request if the
     protocol answers by id, and return them in the routed answer.
+
+    One more method is optional, for :meth:`Client.publish
+    <wsclient.Client.publish>`: ``publish(channel, data, msg_id, request_id)
+    -> Data``, the message that publishes ``data`` on ``channel``. The
+    server must answer it with an acknowledgement (:class:`Acked` with the
+    same request id) and publish a ``msg_id`` at most once, since the client
+    sends a publication again, with the same ``msg_id``, after a
+    reconnection if its ack did not arrive. Without it, ``publish`` raises
+    :exc:`NotImplementedError`.
     """
 
     def hello(self) -> list[Data]:

@@ -34,7 +34,9 @@ class ReferenceProtocol:
     Requests: ``{"type": "subscribe", "channel": C, "id": N, "since":
     {"epoch": E, "offset": O}}`` and ``{"type": "unsubscribe", ...}``.
     Publications: ``{"type": "pub", "channel": C, "epoch": E, "offset": O,
-    "data": X}``; subscribers receive ``X`` as ``Message.data``. The full
+    "data": X}``; subscribers receive ``X`` as ``Message.data``. Acknowledged
+    publish: ``{"type": "publish", "channel": C, "data": X, "id": N,
+    "msg_id": M}``, answered by ``{"type": "ack", "id": N, "offset": K}``. The full
     protocol is documented in :mod:`wsclient.server`.
     """
 
@@ -61,6 +63,25 @@ class ReferenceProtocol:
     ) -> Data:
         """``unsubscribe`` of ``channel``."""
         return json.dumps({"type": "unsubscribe", "channel": channel, "id": request_id})
+
+    def publish(self, channel: str, data: Any, msg_id: str, request_id: int) -> Data:
+        """``publish`` with an ``id`` (to get an ``ack``) and a ``msg_id``.
+
+        Raises:
+            TypeError: ``data`` cannot be serialized as JSON.
+            ValueError: ``data`` holds NaN or infinity, which the server
+                would refuse (strict JSON).
+        """
+        return json.dumps(
+            {
+                "type": "publish",
+                "channel": channel,
+                "data": data,
+                "id": request_id,
+                "msg_id": msg_id,
+            },
+            allow_nan=False,
+        )
 
     def route(self, message: Data) -> Routed | None:
         """Classify by the ``type`` field; anything malformed is not ours."""

@@ -8,7 +8,6 @@ channel must receive every message exactly once, in order.
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from typing import TYPE_CHECKING
@@ -19,7 +18,7 @@ import pytest
 import wsclient
 from wsclient import Client, Gap
 
-from .utils import LONG, T, fast_options
+from .utils import LONG, T, fast_options, faults
 
 if TYPE_CHECKING:
     from wsclient import Subscription
@@ -34,13 +33,9 @@ def verdict(channel: str, received: list[object], published: int) -> str:
     """Describe what went wrong on a channel: lost, duplicated, reordered."""
     numbers = [n for n in received if isinstance(n, int)]
     gaps = [g for g in received if isinstance(g, Gap)]
-    lost = published - len(set(numbers))
-    duplicated = len(numbers) - len(set(numbers))
-    reordered = sum(1 for a, b in itertools.pairwise(numbers) if b < a)
     return (
         f"{channel}: published {published}, received {len(numbers)}: "
-        f"{lost} lost, {duplicated} duplicated, {reordered} reordered, "
-        f"{len(gaps)} gaps reported"
+        f"{faults(numbers, published)}, {len(gaps)} gaps reported"
     )
 
 

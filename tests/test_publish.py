@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import itertools
 import math
 import random
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,7 @@ import pytest
 import wsclient
 from wsclient import Client, PublishReceipt, PublishWindowFull
 
-from .utils import LONG, T, fast_options
+from .utils import LONG, T, fast_options, faults
 
 if TYPE_CHECKING:
     from wsclient.server import Server
@@ -51,13 +50,7 @@ async def publish_all(
 def verdict(offsets: list[int | None], published: int) -> str:
     """Describe what went wrong: lost, duplicated, reordered."""
     numbers = [n for n in offsets if n is not None]
-    lost = published - len(set(numbers))
-    duplicated = len(numbers) - len(set(numbers))
-    reordered = sum(1 for a, b in itertools.pairwise(numbers) if b < a)
-    return (
-        f"published {published}, acked {len(numbers)}: "
-        f"{lost} lost, {duplicated} duplicated, {reordered} reordered"
-    )
+    return f"published {published}, acked {len(numbers)}: {faults(numbers, published)}"
 
 
 class TestPublish:

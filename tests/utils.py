@@ -7,6 +7,7 @@ own suite does).
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -69,3 +70,11 @@ class Recorder:
             self._changed = anyio.Event()
 
         return record
+
+
+def faults(numbers: list[int], published: int) -> str:
+    """Count what went wrong in a sequence that should be 1..published, in order."""
+    lost = published - len(set(numbers))
+    duplicated = len(numbers) - len(set(numbers))
+    reordered = sum(1 for a, b in itertools.pairwise(numbers) if b < a)
+    return f"{lost} lost, {duplicated} duplicated, {reordered} reordered"

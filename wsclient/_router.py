@@ -368,8 +368,7 @@ class Router:
             return True
         if kind == "sub":
             link.awaiting.discard(subscription)
-        live = (SubscriptionState.PENDING, SubscriptionState.ACTIVE)
-        if kind == "sub" and subscription.state in live:
+        if kind == "sub" and not subscription._done():
             if isinstance(answer, SubscribeFailed):
                 subscription._refused(answer.error)
                 if self.subscriptions.get(subscription.channel) is subscription:

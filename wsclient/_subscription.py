@@ -306,10 +306,7 @@ class Subscription(Generic[T]):
     async def _queue(self, publication: Publication) -> None:
         deliver, gap = self.tracker.publication(publication.epoch, publication.offset)
         self._report(gap)
-        if not deliver or self.state in (
-            SubscriptionState.CLOSED,
-            SubscriptionState.FAILED,
-        ):
+        if not deliver or self._done():
             return
         position = self.tracker.position if publication.offset is not None else None
         message = Message(publication.data, publication.channel, position)

@@ -64,9 +64,11 @@ async def publish(client: wsclient.Client, interval: float) -> None:
     """Publish a trade every ``interval`` seconds, on each channel in turn."""
     for n, channel in enumerate(itertools.cycle(CHANNELS), start=1):
         trade = {"n": n, "price": round(random.uniform(99, 101), 2)}
-        # That is how a client publishes on the reference server. send() waits
-        # while the client reconnects, and sends at most once. Without an "id"
-        # the server sends no ack (acks would go to "async for message in
+        # That is how a client publishes on the reference server. While the
+        # client reconnects, send() buffers the command; the buffer is written
+        # in order once the subscriptions are restored. A plain send is
+        # at-most-once (client.publish() is the acknowledged way). Without an
+        # "id" the server sends no ack (acks would go to "async for message in
         # client", which nothing reads here).
         command = {"type": "publish", "channel": channel, "data": trade}
         await client.send(json.dumps(command))
@@ -83,6 +85,8 @@ async def consume(subscription: wsclient.Subscription, quota: Quota) -> None:
                     # happened, and iteration simply goes on.
                     print(f"gap (marker): {item}", flush=True)
                 elif isinstance(item, wsclient.Message):
+                    if quota.reached.is_set():
+                        return  # --count messages printed (a burst may overshoot).
                     # Position: (epoch, offset). The offset numbers the
                     # channel's publications 1, 2, 3...; the epoch names the
                     # history they belong to, which changes if the server

@@ -352,17 +352,23 @@ class TestCancellation:
                 assert data_of(await anext(aiter(client))) == "after cancel"
 
     async def test_cancel_send_waiting(self, server: Server) -> None:
-        """Cancelling a send() that waits for a connection sends nothing."""
+        """Cancelling a send() that waits for room in the buffer sends nothing."""
         await server.go_down()
-        async with Client(server.url, **fast_options()) as client:
-            with anyio.move_on_after(50 * T):
+        options = fast_options(buffer_max_messages=1)
+        async with Client(server.url, **options) as client:
+            buffered = await client.send(echo("buffered"))
+            assert buffered.outcome is None
+            with anyio.move_on_after(50 * T) as waiting:
                 await client.send(echo("never"))
+            assert waiting.cancelled_caught
             with anyio.fail_after(LONG):
                 await server.come_back()
                 await client.wait_connected()
                 await client.send(echo("sent"))
+                assert data_of(await anext(aiter(client))) == "buffered"
                 assert data_of(await anext(aiter(client))) == "sent"
-        assert client.stats.messages_out == 1
+        assert buffered.outcome is wsclient.Outcome.WRITTEN
+        assert client.stats.messages_out == 2
 
     async def test_cancel_wait_connected(self, server: Server) -> None:
         """Cancelling wait_connected() leaves the client working."""

@@ -124,14 +124,20 @@ class TestPublish:
         assert server.counters.handshakes_completed == 2
 
     async def test_close_fails_unacked(self, server: Server) -> None:
-        """Closing with publications unacked fails their receipts with ClientClosed."""
-        async with Client(server.url, **channel_options()) as client:
+        """Closing with publications unacked waits drain_timeout for the ack,
+        then fails their receipts with ClientClosed and reports them."""
+        options = channel_options(drain_timeout=100 * T)
+        async with Client(server.url, **options) as client:
             await client.wait_connected(LONG)
             server.stall()
             receipt = client.publish_nowait("c", 1)
             with anyio.fail_after(LONG):
-                await client.close()
+                undelivered = await client.close()
+        assert undelivered.publications == (receipt,)
+        assert undelivered.messages == ()
+        assert undelivered.error is None
         assert not receipt.acked
+        assert receipt.outcome is wsclient.Outcome.POSSIBLY_LOST
         with pytest.raises(wsclient.ClientClosed):
             await receipt.wait()
         with pytest.raises(wsclient.ClientClosed):

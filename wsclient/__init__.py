@@ -19,6 +19,7 @@ from ._adapters.exchange import ExchangeProtocol as ExchangeProtocol
 from ._adapters.reference import ReferenceProtocol as ReferenceProtocol
 from ._client import Client as Client
 from ._core.backoff import ExponentialJitter as ExponentialJitter
+from ._core.buffer import Outcome as Outcome
 from ._core.classify import (
     CLOSE_CODES as CLOSE_CODES,
     HANDSHAKE_STATUSES as HANDSHAKE_STATUSES,
@@ -40,6 +41,7 @@ from ._core.subscriptions import (
     Position as Position,
 )
 from ._exceptions import (
+    BufferFull as BufferFull,
     ClientClosed as ClientClosed,
     ClientStopped as ClientStopped,
     ConnectionRejected as ConnectionRejected,
@@ -50,6 +52,7 @@ from ._exceptions import (
     WSClientError as WSClientError,
 )
 from ._outbox import PublishReceipt as PublishReceipt
+from ._sending import SendReceipt as SendReceipt, UndeliveredEvent as UndeliveredEvent
 from ._subscription import (
     Marker as Marker,
     Message as Message,
@@ -63,6 +66,7 @@ __all__ = [
     "HANDSHAKE_STATUSES",
     "KIND_VERDICTS",
     "Acked",
+    "BufferFull",
     "Client",
     "ClientClosed",
     "ClientState",
@@ -81,6 +85,7 @@ __all__ = [
     "Marker",
     "Message",
     "MessagesLost",
+    "Outcome",
     "Overflow",
     "Position",
     "ProtocolAdapter",
@@ -89,12 +94,14 @@ __all__ = [
     "PublishWindowFull",
     "ReconnectEvent",
     "ReferenceProtocol",
+    "SendReceipt",
     "Stats",
     "SubscribeFailed",
     "Subscribed",
     "Subscription",
     "SubscriptionError",
     "SubscriptionState",
+    "UndeliveredEvent",
     "Unsubscribed",
     "Verdict",
     "WSClientError",

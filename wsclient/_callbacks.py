@@ -11,8 +11,16 @@ __all__ = ["EVENT_NAMES", "Callback", "Callbacks", "EventName"]
 
 logger = logging.getLogger("wsclient")
 
-EventName: TypeAlias = Literal["connect", "disconnect", "reconnect", "give_up"]
-EVENT_NAMES: Final[tuple[str, ...]] = ("connect", "disconnect", "reconnect", "give_up")
+EventName: TypeAlias = Literal[
+    "connect", "disconnect", "reconnect", "give_up", "undelivered"
+]
+EVENT_NAMES: Final[tuple[str, ...]] = (
+    "connect",
+    "disconnect",
+    "reconnect",
+    "give_up",
+    "undelivered",
+)
 
 Callback: TypeAlias = Callable[[Any], Awaitable[None] | None]
 """A sync or async function taking one event object."""

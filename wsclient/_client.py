@@ -11,10 +11,17 @@ from websockets.http11 import USER_AGENT
 from ._callbacks import Callback, Callbacks, EventName
 from ._core.state import ClientState
 from ._core.stats import Stats
-from ._exceptions import ClientClosed
+from ._exceptions import ClientClosed, WSClientError
 from ._options import ClassifyHook, Options
 from ._outbox import check_window
 from ._publishing import PublishingMixin
+from ._sending import (
+    OverflowPolicy,
+    SendReceipt,
+    UndeliveredEvent,
+    check_drain_timeout,
+    make_sender,
+)
 from ._subscribing import check_adapter
 from ._supervisor import Supervisor
 from ._transport.base import Connection, ConnectionClosed, Data
@@ -22,7 +29,7 @@ from ._urls import UrlRotation, UrlSource
 
 if TYPE_CHECKING:
     import ssl as ssl_module
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Hashable, Mapping, Sequence
     from types import TracebackType
 
     from ._adapters.base import ProtocolAdapter
@@ -65,6 +72,9 @@ class Client(PublishingMixin):
         on_disconnect: Callback for :class:`~wsclient.DisconnectEvent`.
         on_reconnect: Callback for :class:`~wsclient.ReconnectEvent`.
         on_give_up: Callback for :class:`~wsclient.GiveUpEvent`.
+        on_undelivered: Callback for :class:`~wsclient.UndeliveredEvent`:
+            messages and publications not delivered when the client closed
+            or stopped.
         backoff_initial: Base delay before the first reconnection attempt.
         backoff_max: Cap of the base delay.
         backoff_multiplier: Growth of the base delay per consecutive failure.
@@ -98,6 +108,21 @@ class Client(PublishingMixin):
         publish_window: Publications that may await their ack at once
             (:meth:`publish`, :meth:`publish_nowait`); they are kept, and
             resent after a reconnection, until acknowledged.
+        buffer_max_messages: Most messages the outbound buffer holds (what
+            :meth:`send` keeps while the client is not connected).
+        buffer_max_bytes: Most bytes it holds (UTF-8 size for text).
+        buffer_overflow: When a message does not fit: ``"block"`` (send()
+            waits for room), ``"drop_oldest"``, ``"drop_newest"`` (the
+            dropped receipt says ``DROPPED``), or ``"fail"`` (raise
+            :exc:`~wsclient.BufferFull`).
+        buffer_timeout: Under ``"block"``, seconds send() waits for room
+            before raising :exc:`~wsclient.BufferFull`; None waits as long as
+            it takes.
+        buffer_ttl: Seconds a message may wait in the buffer before it
+            expires unsent (receipt ``EXPIRED``); None keeps it until sent.
+        drain_timeout: Seconds :meth:`close` spends delivering what is
+            buffered or awaiting an ack (reconnecting if need be) before
+            closing; what is left is reported, not sent. 0 closes at once.
         open_timeout: As in websockets: timeout of the opening handshake.
         close_timeout: As in websockets: timeout of the closing handshake.
         max_size: As in websockets: maximum size of incoming messages.
@@ -124,6 +149,7 @@ class Client(PublishingMixin):
         on_disconnect: Callback | None = None,
         on_reconnect: Callback | None = None,
         on_give_up: Callback | None = None,
+        on_undelivered: Callback | None = None,
         # Reconnection
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
@@ -146,6 +172,13 @@ class Client(PublishingMixin):
         # Subscriptions
         protocol: ProtocolAdapter | None = None,
         publish_window: int = 100,
+        # Outbound buffer
+        buffer_max_messages: int = 1000,
+        buffer_max_bytes: int = 2**20,
+        buffer_overflow: OverflowPolicy = "block",
+        buffer_timeout: float | None = None,
+        buffer_ttl: float | None = None,
+        drain_timeout: float = 5.0,
         # Timeouts (websockets)
         open_timeout: float | None = 10,
         close_timeout: float | None = 10,
@@ -203,6 +236,7 @@ class Client(PublishingMixin):
             ("disconnect", on_disconnect),
             ("reconnect", on_reconnect),
             ("give_up", on_give_up),
+            ("undelivered", on_undelivered),
         ):
             if fn is not None:
                 callbacks.add(name, fn)
@@ -214,6 +248,15 @@ class Client(PublishingMixin):
         self._task_group: anyio.abc.TaskGroup | None = None
         self._rx: Connection | None = None
         self._stats = Stats()
+        self._sender = make_sender(
+            self._stats,
+            max_messages=buffer_max_messages,
+            max_bytes=buffer_max_bytes,
+            overflow=buffer_overflow,
+            timeout=buffer_timeout,
+            ttl=buffer_ttl,
+        )
+        self._drain_timeout = check_drain_timeout(drain_timeout)
         self._router: Router | None = None
         self._publish_window = check_window(publish_window)
         if protocol is not None:
@@ -289,18 +332,37 @@ class Client(PublishingMixin):
         with anyio.fail_after(timeout):
             await self._open_connection()
 
-    async def send(self, message: Data) -> None:
-        """Send a text (str) or binary (bytes-like) message.
+    async def send(self, message: Data, *, key: Hashable | None = None) -> SendReceipt:
+        """Send a text (str) or binary (bytes-like) message, connected or not.
 
-        While the client is not connected, ``send`` waits for the connection.
-        Once a message is handed to an open connection it is sent at most once:
-        if the connection dies before the bytes leave the machine, the
-        message may be lost, and :attr:`Stats.sends_interrupted` counts it.
+        Connected, with nothing buffered, the message is written at once and
+        ``send`` returns when the connection took it (as websockets' send).
+        Otherwise it joins the outbound buffer, which is written in order
+        after the next connection is open and its subscriptions restored;
+        ``send`` returns at once unless the buffer is full (see
+        ``buffer_overflow``). Either way, the :class:`~wsclient.SendReceipt`
+        says what became of it: ``WRITTEN``, ``POSSIBLY_LOST``, ``EXPIRED``,
+        ``REPLACED`` or ``DROPPED`` (``await receipt.wait()``).
 
-        Cancelling ``send`` is safe while it waits for a connection.
+        Plain sends are at-most-once: a message written to a connection that
+        dies before the server reads it is lost (see the README, "Sending").
+        For delivery the server confirms, use :meth:`publish`.
+
+        Cancelling ``send`` while it waits for room is safe: nothing was
+        buffered.
+
+        Args:
+            message: The message.
+            key: Coalescing key: while buffered, a newer message with the
+                same key replaces this one (latest value wins), e.g. for
+                state updates.
 
         Raises:
             TypeError: ``message`` is not str or bytes-like.
+            ValueError: ``message`` is larger than ``buffer_max_bytes`` and the
+                client is not connected.
+            BufferFull: The buffer is full under ``"fail"``, or stayed full
+                for ``buffer_timeout`` under ``"block"``.
             ClientStopped: The client stopped (fatal error or gave up).
             ClientClosed: The client was closed.
         """
@@ -308,34 +370,69 @@ class Client(PublishingMixin):
             # without a type checker.
             kind = type(message).__name__
             raise TypeError(f"send() takes str (text) or bytes (binary), got {kind}")
-        conn = await self._open_connection()
-        try:
-            await conn.send(message)
-        except ConnectionClosed:
-            self.stats.sends_interrupted += 1
-            logger.debug("a message was sent as the connection closed; it may be lost")
-            return
-        stats = self.stats
-        stats.messages_out += 1
-        stats.bytes_out += len(message)
+        return await self._sender.send(self._running_supervisor(), message, key)
 
-    async def close(self) -> None:
-        """Close the connection and stop reconnecting.
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until the outbound buffer is written and publications acked.
 
-        Idempotent. Returns promptly while connecting or backing off; while
-        connected, it performs the closing handshake, which takes up to
-        ``close_timeout``. It never triggers a reconnection. Called from a
-        callback, it requests the close and returns at once.
+        Returns at once when nothing is buffered and no publication awaits
+        its ack. Messages and publications sent meanwhile are waited for too.
+
+        Args:
+            timeout: Seconds to wait; None waits as long as it takes.
+
+        Raises:
+            TimeoutError: Not flushed within ``timeout``; nothing is lost,
+                the client goes on trying.
+            ClientStopped: The client stopped first.
+            ClientClosed: The client was closed first.
+        """
+        supervisor = self._running_supervisor()
+        with anyio.fail_after(timeout):
+            await self._sender.wait_flushed()
+            if self._router is not None:
+                await self._router.outbox.wait_acked()
+        if supervisor.error is not None:
+            raise supervisor.error
+
+    async def close(self) -> UndeliveredEvent:
+        """Deliver what is pending (up to ``drain_timeout``), then close.
+
+        Idempotent. If messages are buffered or publications await their
+        ack, it first waits for them as :meth:`flush` does, for up to
+        ``drain_timeout`` seconds (the client keeps reconnecting meanwhile).
+        Then it stops reconnecting and closes: promptly while connecting or
+        backing off; while connected, with the closing handshake, which
+        takes up to ``close_timeout``. It never triggers a reconnection.
+
+        Called from a callback, it requests the close and returns at once,
+        without draining (an empty result: the ``undelivered`` event still
+        reports what is left).
+
+        Returns:
+            What was not delivered: buffered messages never sent (their
+            receipts say ``DROPPED``) and publications never acknowledged.
+            The same is passed to ``on_undelivered`` callbacks, if not empty.
         """
         supervisor = self._supervisor
         if supervisor is None:
             self._closed_before_start = True
             if self._router is not None:
                 self._router.outbox.stop(None)  # Fail what publish_nowait queued.
-            return
+            return UndeliveredEvent()
+        if supervisor.in_supervisor():
+            supervisor.request_close()
+            return UndeliveredEvent()
+        if self._drain_timeout and not supervisor.close_requested.is_set():
+            with anyio.move_on_after(self._drain_timeout):
+                try:
+                    await self.flush()
+                except WSClientError:
+                    pass  # Stopped or closed meanwhile: nothing more to drain.
         supervisor.request_close()
-        if not supervisor.in_supervisor():
-            await supervisor.stopped.wait()
+        await supervisor.stopped.wait()
+        assert supervisor.undelivered is not None
+        return supervisor.undelivered
 
     # Async context manager.
 
@@ -343,7 +440,12 @@ class Client(PublishingMixin):
         if self._supervisor is not None or self._closed_before_start:
             raise RuntimeError("a Client can be entered only once; create a new one")
         self._supervisor = Supervisor(
-            self._urls, self._options, self._callbacks, self._stats, self._router
+            self._urls,
+            self._options,
+            self._callbacks,
+            self._stats,
+            self._router,
+            self._sender,
         )
         self._task_group = task_group = anyio.create_task_group()
         await task_group.__aenter__()

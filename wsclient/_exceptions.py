@@ -7,6 +7,8 @@ The tree::
     ├── ClientStopped         the client stopped for good; ``.failure`` says why
     │   ├── ConnectionRejected  a fatal failure per the classification table
     │   └── GaveUp              the stop strategy ran out; ``.attempts``, ``.downtime``
+    ├── BufferFull            send() found the outbound buffer full (overflow "fail",
+    │                         or "block" past ``buffer_timeout``)
     ├── PublishWindowFull     publish_nowait() with ``publish_window`` acks pending
     ├── SubscriptionError     refused by the server, or the queue overflowed
     └── MessagesLost          publications missed; ``.channel``, ``.first``, ``.last``
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from ._core.subscriptions import Gap
 
 __all__ = [
+    "BufferFull",
     "ClientClosed",
     "ClientStopped",
     "ConnectionRejected",
@@ -90,6 +93,16 @@ class GaveUp(ClientStopped):
         super().__init__(message, failure)
         self.attempts = attempts
         self.downtime = downtime
+
+
+class BufferFull(WSClientError):
+    """:meth:`~wsclient.Client.send` found the outbound buffer full.
+
+    Raised under ``buffer_overflow="fail"``, and under ``"block"`` once
+    ``buffer_timeout`` passed without room. The message was not buffered:
+    nothing will send it. Retry later, or raise ``buffer_max_messages`` /
+    ``buffer_max_bytes``.
+    """
 
 
 class PublishWindowFull(WSClientError):

@@ -22,13 +22,15 @@ from ._core.failure import Failure
 if TYPE_CHECKING:
     from websockets.typing import Data
 
-__all__ = ["ClassifyHook", "Options"]
+__all__ = ["ClassifyHook", "Options", "check_seconds"]
 
 ClassifyHook: TypeAlias = Callable[[Failure, Verdict], Verdict]
 """``classify(failure, default_verdict)`` → the verdict to apply."""
 
 
-def _number(name: str, value: object, *, allow_none: bool, zero: bool = False) -> None:
+def check_seconds(
+    name: str, value: object, *, allow_none: bool, zero: bool = False
+) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -79,13 +81,15 @@ class Options:
 
     def __post_init__(self) -> None:
         # A zero initial delay would stay zero: a tight reconnect loop.
-        _number("backoff_initial", self.backoff_initial, allow_none=False)
-        _number("backoff_max", self.backoff_max, allow_none=False)
-        _number("stable_after", self.stable_after, allow_none=False, zero=True)
-        _number("backoff_multiplier", self.backoff_multiplier, allow_none=False)
+        check_seconds("backoff_initial", self.backoff_initial, allow_none=False)
+        check_seconds("backoff_max", self.backoff_max, allow_none=False)
+        check_seconds("stable_after", self.stable_after, allow_none=False, zero=True)
+        check_seconds("backoff_multiplier", self.backoff_multiplier, allow_none=False)
         if self.backoff_multiplier < 1:
             raise ValueError("backoff_multiplier must be >= 1 (1 keeps the delay flat)")
-        _number("backoff_jitter", self.backoff_jitter, allow_none=False, zero=True)
+        check_seconds(
+            "backoff_jitter", self.backoff_jitter, allow_none=False, zero=True
+        )
         if self.backoff_jitter > 1:
             raise ValueError("backoff_jitter is a fraction of the delay: use 0 to 1")
         attempts = self.max_attempts
@@ -105,7 +109,7 @@ class Options:
             "heartbeat_interval",
             "heartbeat_timeout",
         ):
-            _number(name, getattr(self, name), allow_none=True)
+            check_seconds(name, getattr(self, name), allow_none=True)
         self._check_strategies()
         self._check_heartbeat()
         self._check_websockets(self.websockets)
@@ -139,7 +143,7 @@ class Options:
     @staticmethod
     def _check_websockets(options: Mapping[str, Any]) -> None:
         for name in ("open_timeout", "close_timeout"):
-            _number(name, options.get(name), allow_none=True)
+            check_seconds(name, options.get(name), allow_none=True)
         for name in ("max_size", "max_queue"):
             if name in options:
                 _limit(name, options[name])

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from ._core.buffer import Outcome
 from ._exceptions import ClientClosed
 
 if TYPE_CHECKING:
@@ -67,6 +68,17 @@ class PublishReceipt:
     def acked(self) -> bool:
         """True once the server acknowledged the publication."""
         return self._done.is_set() and self._error is None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """None while awaiting the ack, then ``ACKED``; if the client closed or
+        stopped first, ``POSSIBLY_LOST`` when it had been sent (it may have
+        reached the server) and ``DROPPED`` when it never was."""
+        if not self._done.is_set():
+            return None
+        if self._error is None:
+            return Outcome.ACKED
+        return Outcome.DROPPED if self._link is None else Outcome.POSSIBLY_LOST
 
     # Public methods.
 
@@ -156,6 +168,13 @@ class Outbox:
             if not self.full():
                 return
             await self._room.wait()
+
+    async def wait_acked(self) -> None:
+        """Wait until no publication awaits its ack; raise if stopped first."""
+        while self.unacked:
+            await self._room.wait()
+        if self.error is not None:
+            raise self.error
 
     def _wake(self) -> None:
         self._room.set()

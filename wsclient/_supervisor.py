@@ -25,8 +25,9 @@ from ._core.classify import Verdict, classify
 from ._core.events import ConnectEvent, DisconnectEvent, GiveUpEvent, ReconnectEvent
 from ._core.failure import Failure, FailureKind
 from ._core.state import ClientState, check_transition
-from ._exceptions import ClientStopped, ConnectionRejected, GaveUp
+from ._exceptions import ClientClosed, ClientStopped, ConnectionRejected, GaveUp
 from ._heartbeat import Monitor
+from ._sending import UndeliveredEvent
 from ._transport.auto import get_opener
 from ._transport.base import ConnectFailed, Connection
 from ._urls import UrlRotation, redact_url
@@ -37,7 +38,9 @@ if TYPE_CHECKING:
     from ._callbacks import Callbacks
     from ._core.stats import Stats
     from ._options import Options
+    from ._outbox import PublishReceipt
     from ._router import Router
+    from ._sending import Sender
 
 __all__ = ["MAX_UNDRAINED", "Supervisor"]
 
@@ -63,9 +66,11 @@ class Supervisor:
         callbacks: Callbacks,
         stats: Stats,
         router: Router | None,
+        sender: Sender,
     ) -> None:
         self.urls = urls
         self.router = router
+        self.sender = sender
         self.options = options
         self.callbacks = callbacks
         self.stats = stats
@@ -79,6 +84,8 @@ class Supervisor:
         self.reading: Connection | None = None
         """The connection the consumer reads now (set by the client)."""
         self.url = ""
+        self.undelivered: UndeliveredEvent | None = None
+        """What was left undelivered, once the client stopped."""
         self.policy = ReconnectPolicy(
             options.wait_strategy(), options.stop_strategy(), options.stable_after
         )
@@ -118,12 +125,20 @@ class Supervisor:
         self._task_id = anyio.get_current_task().id
         task_status.started()
         try:
-            await self._loop()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.sender.expire)
+                await self._loop()
+                tg.cancel_scope.cancel()
+            undelivered = self._discard()
+            if undelivered:
+                await self.callbacks.fire("undelivered", undelivered)
         except Exception as exc:  # A bug: report it rather than hang the client.
             logger.error("the wsclient supervisor crashed", exc_info=True)
             failure = Failure(FailureKind.ERROR, reason=repr(exc), error=exc)
             self.error = ClientStopped(f"internal error: {exc!r}", failure)
         finally:
+            if self.undelivered is None:  # Cancelled, or crashed: no callbacks.
+                self._discard()
             if self.state is not ClientState.CLOSED:
                 self._set_state(ClientState.CLOSED)
             self.stopped.set()
@@ -132,6 +147,18 @@ class Supervisor:
             self._notify()
 
     # Private methods.
+
+    def _discard(self) -> UndeliveredEvent:
+        """Settle what will never be delivered now; remember and return it."""
+        error = self.error
+        messages = self.sender.stop(ClientClosed() if error is None else error)
+        publications: tuple[PublishReceipt, ...] = ()
+        if self.router is not None:
+            outbox = self.router.outbox
+            publications = tuple(outbox.unacked.values())
+            outbox.stop(error)  # Their receipts end before the event fires.
+        self.undelivered = UndeliveredEvent(tuple(messages), publications, error)
+        return self.undelivered
 
     def _set_state(self, state: ClientState) -> None:
         check_transition(self.state, state)
@@ -223,7 +250,11 @@ class Supervisor:
                     await tg.start(self.router.serve, conn)
                 else:
                     self._keep_for_consumer(conn)
-                if conn.is_open:  # Not lost while resubscribing.
+                # What was sent while disconnected, in order, before CONNECTED
+                # lets new sends go straight to the connection.
+                await self.sender.flush_to(conn)
+                if conn.is_open:  # Not lost while resubscribing or flushing.
+                    tg.start_soon(self.sender.keep_flushing, conn)
                     self.conn = conn
                     self._set_state(ClientState.CONNECTED)
                     logger.info("connected to %s", self.url)

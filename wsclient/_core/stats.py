@@ -29,9 +29,19 @@ class Stats:
         publications_unrouted: Publications for a channel with no live
             subscription (typically in flight during an unsubscribe): dropped.
         sends_interrupted: Messages handed to a connection that closed
-            while sending them: they may be lost. This is *not* a count of
-            all losses: a message written to the socket just before the link
-            died is lost without any error (plain sends are at-most-once).
+            while sending them: they may be lost (their receipts say
+            ``POSSIBLY_LOST``). This is *not* a count of all losses: a message
+            written to the socket just before the link died is lost without
+            any error (plain sends are at-most-once).
+        buffered: Messages in the outbound buffer now (sent while not
+            connected, waiting for a connection).
+        buffered_bytes: Their total size in bytes (UTF-8 for text).
+        buffer_dropped: Buffered messages discarded unsent: by the
+            ``buffer_overflow`` policy, or left over when the client closed
+            or stopped (those are also reported by ``UndeliveredEvent``).
+        buffer_expired: Buffered messages that outlived ``buffer_ttl`` unsent.
+        buffer_replaced: Buffered messages superseded unsent by a newer one
+            with the same coalescing ``key``.
         last_close_code: Close code of the last connection that ended.
         last_close_reason: Close reason of the last connection that ended.
         backoff_delay: Current (or last) delay before a reconnection, in seconds.
@@ -53,6 +63,11 @@ class Stats:
     messages_dropped: int = 0
     publications_unrouted: int = 0
     sends_interrupted: int = 0
+    buffered: int = 0
+    buffered_bytes: int = 0
+    buffer_dropped: int = 0
+    buffer_expired: int = 0
+    buffer_replaced: int = 0
     last_close_code: int | None = None
     last_close_reason: str | None = None
     backoff_delay: float = 0.0

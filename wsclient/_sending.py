@@ -1,0 +1,375 @@
+"""``Client.send``: write now when connected, else buffer, and say what became of it.
+
+The policy lives in :mod:`._core.buffer`; this module adds the waiting: a
+sender blocked on a full buffer, the flush of the buffer onto a new
+connection, the timer that expires old messages, and the receipts that
+callers await.
+
+Order is the rule that shapes it. A message goes straight to the connection
+only when the client is connected *and* nothing is buffered or being flushed;
+otherwise it joins the buffer, which is written in order. So a message sent
+during a flush waits behind older ones instead of overtaking them, and the
+supervisor reports the client connected only once the buffer is empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
+
+import anyio
+
+from ._core.buffer import Admission, OutboundBuffer, Outcome, Overflow, Pending
+from ._exceptions import BufferFull, ClientClosed
+from ._options import check_seconds
+from ._transport.base import ConnectionClosed
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+    from ._core.stats import Stats
+    from ._exceptions import WSClientError
+    from ._outbox import PublishReceipt
+    from ._supervisor import Supervisor
+    from ._transport.base import Connection, Data
+
+__all__ = [
+    "OverflowPolicy",
+    "SendReceipt",
+    "Sender",
+    "UndeliveredEvent",
+    "check_drain_timeout",
+    "make_sender",
+]
+
+logger = logging.getLogger("wsclient")
+
+OverflowPolicy: TypeAlias = Literal["block", "drop_oldest", "drop_newest", "fail"]
+"""The ``buffer_overflow`` option of :class:`~wsclient.Client`."""
+
+
+@dataclass(eq=False, slots=True)
+class SendReceipt(Pending):
+    """The fate of one message given to :meth:`Client.send`.
+
+    ``outcome`` is None while the message waits in the outbound buffer, then
+    exactly one :class:`~wsclient.Outcome`: ``WRITTEN`` (handed to an open
+    connection; plain sends are at-most-once from there), ``POSSIBLY_LOST``
+    (the connection died while writing it), ``EXPIRED`` (``buffer_ttl``
+    passed first), ``REPLACED`` (a newer message with the same ``key`` took
+    its place), or ``DROPPED`` (the overflow policy discarded it, or the
+    client closed or stopped before it could be sent).
+
+    Attributes:
+        data: The message (a buffered bytearray or memoryview is copied to
+            bytes).
+        key: Its coalescing key, if any.
+        size: Its size in bytes (UTF-8 for text).
+        outcome: How it ended, or None while buffered.
+    """
+
+    _done: anyio.Event | None = field(default=None, init=False, repr=False)
+
+    async def wait(self) -> Outcome:
+        """Wait until the message has an outcome, and return it.
+
+        Cancelling it is safe: the message stays buffered.
+        """
+        if self.outcome is None:
+            if self._done is None:
+                self._done = anyio.Event()
+            await self._done.wait()
+        assert self.outcome is not None
+        return self.outcome
+
+    def _end(self, outcome: Outcome) -> None:
+        self.settle(outcome)
+        self._woken()
+
+    def _woken(self) -> None:
+        if self._done is not None:
+            self._done.set()
+
+
+@dataclass(frozen=True, slots=True)
+class UndeliveredEvent:
+    """What the client had not delivered when it closed or stopped.
+
+    Returned by :meth:`Client.close` and passed to ``on_undelivered``
+    callbacks (only when not empty). Nothing here was silently lost: each
+    message is listed with its receipt.
+
+    Attributes:
+        messages: Buffered sends never written, oldest first; each outcome
+            is ``DROPPED``. Send them again on a new client if they matter.
+        publications: Acknowledged publications still awaiting their ack;
+            each may or may not have reached the server. Publish them again
+            (the server de-duplicates by ``msg_id`` only within one client).
+        error: Why the client stopped; None when it was closed.
+    """
+
+    messages: tuple[SendReceipt, ...] = ()
+    publications: tuple[PublishReceipt, ...] = ()
+    error: WSClientError | None = None
+
+    def __len__(self) -> int:
+        return len(self.messages) + len(self.publications)
+
+
+class Sender:
+    """The sending side of one client: the buffer and everyone waiting on it.
+
+    Args:
+        buffer: The outbound buffer, configured from the client's options.
+        stats: The client's counters, kept in step with the buffer.
+        block_timeout: Seconds a sender may wait for room under the
+            ``"block"`` policy before :exc:`~wsclient.BufferFull`; None waits
+            as long as it takes.
+    """
+
+    def __init__(
+        self, buffer: OutboundBuffer, stats: Stats, block_timeout: float | None
+    ) -> None:
+        self.buffer = buffer
+        self.stats = stats
+        self.block_timeout = block_timeout
+        self.flushing = False
+        """True while the supervisor writes the buffer onto a connection."""
+        self.error: WSClientError | None = None
+        """Set when the client stopped; the buffer is empty from then on."""
+        self._discarded = 0
+        self._grew = anyio.Event()
+        """Set when a message joins the buffer: wakes the flusher and the timer."""
+        self._shrank = anyio.Event()
+        """Set when messages leave it: wakes blocked senders and flush()."""
+
+    # Public methods for the client.
+
+    async def send(
+        self, supervisor: Supervisor, message: Data, key: Hashable | None
+    ) -> SendReceipt:
+        """Write ``message`` now if connected and nothing waits, else buffer it."""
+        receipt: SendReceipt | None = None
+        deadline: float | None = None
+        while True:
+            if supervisor.error is not None:
+                raise supervisor.error
+            if supervisor.close_requested.is_set():
+                raise ClientClosed()
+            conn = supervisor.conn
+            if (
+                conn is not None
+                and not self.flushing
+                and not self.buffer
+                and conn.is_open
+            ):
+                if receipt is None:
+                    now = anyio.current_time()
+                    receipt = SendReceipt(message, now, None, key)
+                await self._write(conn, receipt)
+                return receipt
+            now = anyio.current_time()
+            if receipt is None:
+                data: object = message
+                if not isinstance(data, str | bytes):
+                    # A bytearray or memoryview: the caller may reuse it.
+                    message = bytes(cast("bytearray", data))
+                ttl = self.buffer.ttl
+                expires = None if ttl is None else now + ttl
+                receipt = SendReceipt(message, now, expires, key)
+                if self.block_timeout is not None:
+                    deadline = now + self.block_timeout
+            shrank = self._shrank
+            offer = self.buffer.offer(receipt, now)
+            self._settled(offer.evicted)
+            admission = offer.admission
+            if admission is Admission.ACCEPTED:
+                self._wake_grew()
+                self._update_stats()
+                return receipt
+            if admission is Admission.DROPPED or admission is Admission.EXPIRED:
+                return receipt
+            if admission is Admission.TOO_LARGE:
+                raise ValueError(offer.error)
+            if admission is Admission.FULL:
+                raise BufferFull(offer.error or "the outbound buffer is full")
+            # Admission.WAIT: blocked until a message leaves, it expires, or
+            # block_timeout passes.
+            wake = _earliest(deadline, receipt.expires_at)
+            with anyio.move_on_at(wake):
+                await shrank.wait()
+            if (
+                deadline is not None
+                and anyio.current_time() >= deadline
+                and not self.buffer.has_room_for(receipt)
+            ):
+                raise BufferFull(
+                    f"the outbound buffer stayed full for buffer_timeout="
+                    f"{self.block_timeout} s: the client is not connected, or "
+                    f"sends faster than the link; raise the limits or the timeout"
+                )
+
+    async def wait_flushed(self) -> None:
+        """Wait until the buffer is empty and written; raise if the client stopped."""
+        while self.buffer or self.flushing:
+            if self.error is not None:
+                raise self.error
+            await self._shrank.wait()
+        if self.error is not None:
+            raise self.error
+
+    # Public methods for the supervisor.
+
+    async def flush_to(self, conn: Connection) -> None:
+        """Write the buffer onto ``conn`` in order until empty or ``conn`` closes.
+
+        Messages buffered meanwhile are written too: it returns with the
+        buffer empty (unless ``conn`` closed), so the caller can report the
+        client connected without any message overtaking another.
+        """
+        buffer = self.buffer
+        self.flushing = True
+        try:
+            while conn.is_open:
+                item, expired = buffer.pop(anyio.current_time())
+                self._settled(expired)
+                if item is None:
+                    return
+                self._wake_shrank()
+                self._update_stats()
+                await self._write(conn, item)  # type: ignore[arg-type]
+        finally:
+            self.flushing = False
+            self._update_stats()
+            self._wake_shrank()
+
+    async def keep_flushing(self, conn: Connection) -> None:
+        """While connected, flush whatever joins the buffer (a safety net:
+        senders write directly while nothing is buffered)."""
+        while conn.is_open:
+            grew = self._grew
+            if self.buffer:
+                await self.flush_to(conn)
+            await grew.wait()
+
+    async def expire(self) -> None:
+        """Expire buffered messages on time, connected or not; runs until cancelled."""
+        buffer = self.buffer
+        if buffer.ttl is None:
+            return
+        while True:
+            grew = self._grew
+            at = buffer.next_expiry()
+            if at is None:
+                await grew.wait()
+                continue
+            await anyio.sleep_until(at)
+            expired = buffer.expire(anyio.current_time())
+            if expired:
+                self._settled(expired)
+                self._wake_shrank()
+
+    def stop(self, error: WSClientError) -> list[SendReceipt]:
+        """The client stopped: settle every buffered message as DROPPED."""
+        self.error = error
+        items: list[Any] = self.buffer.drain()
+        for item in items:
+            item._end(Outcome.DROPPED)
+        if items:
+            self._discarded += len(items)
+            logger.warning(
+                "%d buffered messages were not sent before the client stopped "
+                "(see UndeliveredEvent)",
+                len(items),
+            )
+        self._update_stats()
+        self._wake_shrank()
+        self._wake_grew()
+        return items
+
+    # Private methods.
+
+    async def _write(self, conn: Connection, receipt: SendReceipt) -> None:
+        try:
+            await conn.send(receipt.data)
+        except ConnectionClosed:
+            receipt._end(Outcome.POSSIBLY_LOST)
+            self.stats.sends_interrupted += 1
+            logger.debug("a message was sent as the connection closed; it may be lost")
+            return
+        except BaseException:  # Cancelled while writing: it may have left.
+            if receipt.outcome is None:
+                receipt._end(Outcome.POSSIBLY_LOST)
+            raise
+        receipt._end(Outcome.WRITTEN)
+        stats = self.stats
+        stats.messages_out += 1
+        stats.bytes_out += len(receipt.data)
+
+    def _settled(self, items: list[Pending]) -> None:
+        """The buffer settled ``items`` (expired, dropped, replaced)."""
+        if not items:
+            return
+        for item in items:
+            assert isinstance(item, SendReceipt)
+            item._woken()
+        self._update_stats()
+
+    def _update_stats(self) -> None:
+        stats, buffer = self.stats, self.buffer
+        stats.buffered = len(buffer)
+        stats.buffered_bytes = buffer.bytes
+        stats.buffer_dropped = buffer.dropped + self._discarded
+        stats.buffer_expired = buffer.expired
+        stats.buffer_replaced = buffer.replaced
+
+    def _wake_grew(self) -> None:
+        self._grew.set()
+        self._grew = anyio.Event()
+
+    def _wake_shrank(self) -> None:
+        self._shrank.set()
+        self._shrank = anyio.Event()
+
+
+def _earliest(a: float | None, b: float | None) -> float:
+    if a is None:
+        return float("inf") if b is None else b
+    return a if b is None else min(a, b)
+
+
+def make_sender(
+    stats: Stats,
+    *,
+    max_messages: int,
+    max_bytes: int,
+    overflow: OverflowPolicy,
+    timeout: float | None,
+    ttl: float | None,
+) -> Sender:
+    """The :class:`Sender` for the ``buffer_*`` options of a client, checked."""
+    policies = {policy.value: policy for policy in Overflow}
+    if overflow not in policies:
+        raise ValueError(
+            f"buffer_overflow must be one of {', '.join(map(repr, policies))}; "
+            f"got {overflow!r}"
+        )
+    check_seconds("buffer_timeout", timeout, allow_none=True)
+    check_seconds("buffer_ttl", ttl, allow_none=True)
+    try:
+        buffer = OutboundBuffer(
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            overflow=policies[overflow],
+            ttl=ttl,
+        )
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"buffer_{exc}") from None  # max_messages -> buffer_...
+    return Sender(buffer, stats, timeout)
+
+
+def check_drain_timeout(value: object) -> float:
+    """Validate the ``drain_timeout`` option of :class:`~wsclient.Client`."""
+    check_seconds("drain_timeout", value, allow_none=False, zero=True)
+    return float(value)  # type: ignore[arg-type]

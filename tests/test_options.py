@@ -251,6 +251,55 @@ def tls_context() -> ssl.SSLContext:
             "the callback for 'give_up' must be callable",
             id="on_give_up-str",
         ),
+        pytest.param(
+            {"on_undelivered": 1},
+            TypeError,
+            "the callback for 'undelivered' must be callable",
+            id="on_undelivered-int",
+        ),
+        pytest.param(
+            {"buffer_overflow": "drop"},
+            ValueError,
+            "buffer_overflow must be one of 'block', 'drop_oldest', 'drop_newest', "
+            "'fail'; got 'drop'",
+            id="buffer_overflow-unknown",
+        ),
+        pytest.param(
+            {"buffer_max_messages": 0},
+            ValueError,
+            "buffer_max_messages must be >= 1",
+            id="buffer_max_messages-zero",
+        ),
+        pytest.param(
+            {"buffer_max_bytes": 1.5},
+            TypeError,
+            "buffer_max_bytes must be a positive int",
+            id="buffer_max_bytes-float",
+        ),
+        pytest.param(
+            {"buffer_ttl": 0},
+            ValueError,
+            "buffer_ttl must be finite and > 0",
+            id="buffer_ttl-zero",
+        ),
+        pytest.param(
+            {"buffer_timeout": "1"},
+            TypeError,
+            "buffer_timeout must be a number of seconds or None",
+            id="buffer_timeout-str",
+        ),
+        pytest.param(
+            {"drain_timeout": None},
+            TypeError,
+            "drain_timeout must be a number of seconds, got None",
+            id="drain_timeout-none",
+        ),
+        pytest.param(
+            {"drain_timeout": -1},
+            ValueError,
+            "drain_timeout must be finite and >= 0",
+            id="drain_timeout-negative",
+        ),
     ],
 )
 def test_invalid_option_raises(

@@ -46,7 +46,7 @@ class Recorder:
         """Keyword arguments registering this recorder for every event."""
         return {
             f"on_{name}": self._recorder(name)
-            for name in ("connect", "disconnect", "reconnect", "give_up")
+            for name in ("connect", "disconnect", "reconnect", "give_up", "undelivered")
         }
 
     def names(self) -> list[str]:

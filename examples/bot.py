@@ -47,8 +47,10 @@ async def say_hello(client: wsclient.Client, interval: float) -> None:
     n = 0
     while True:  # Until the task is cancelled.
         n += 1
-        # send() waits while the client is reconnecting. It is at-most-once:
-        # a message in flight when the link breaks may be lost.
+        # While the client is reconnecting, send() buffers the message; the
+        # buffer is written in order on the next connection. Once written, a
+        # send is at-most-once: a message in flight when the link breaks may
+        # be lost (the returned receipt's outcome says what became of it).
         await client.send(json.dumps({"type": "echo", "data": f"hello {n}"}))
         await asyncio.sleep(interval)
 

@@ -46,8 +46,8 @@ class TestSendReceive:
                     await client.send(payload)
                     assert await anext(aiter(client)) == bytes(payload)
 
-    async def test_send_waits_for_connection(self, server: Server) -> None:
-        """send() while the server is down waits, then goes out once connected."""
+    async def test_send_buffers_until_connected(self, server: Server) -> None:
+        """send() while the server is down buffers; it goes out once connected."""
         await server.go_down()
         async with Client(server.url, **fast_options()) as client:
             with anyio.fail_after(LONG):

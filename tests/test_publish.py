@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import math
 import random
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ import pytest
 import wsclient
 from wsclient import Client, PublishReceipt, PublishWindowFull
 
+from .raw import connect
 from .utils import LONG, T, fast_options, faults
 
 if TYPE_CHECKING:
@@ -187,6 +189,25 @@ async def test_chaos_acknowledged_publish(server: Server) -> None:
     assert server.channel_info("chaos").offset == total, report
     assert server.counters.publications == total, report
     assert server.counters.duplicate_publications >= 0
+    # The server's log itself, read back by a raw subscriber from the start.
+    logged = await read_channel(server, "chaos", total)
+    assert logged == list(range(1, total + 1)), faults(logged, total)
+
+
+async def read_channel(server: Server, channel: str, count: int) -> list[Any]:
+    """The data of a channel's first ``count`` publications, replayed raw."""
+    epoch = server.channel_info(channel).epoch
+    since = {"epoch": epoch, "offset": 0}
+    command = {"type": "subscribe", "channel": channel, "id": 1, "since": since}
+    data = []
+    with anyio.fail_after(LONG):
+        async with connect(server.url) as ws:
+            await ws.send(json.dumps(command))
+            while len(data) < count:
+                message = json.loads(await ws.recv())
+                if message["type"] == "pub":
+                    data.append(message["data"])
+    return data
 
 
 async def test_close_before_start_fails_queued() -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from wsclient import Client, Gap, GapReason, Message
 from wsclient.__main__ import main
+from wsclient._demo_actors import CHANNEL, Subscriber
 
 from .utils import LONG
 
@@ -29,24 +31,36 @@ def summary_of(output: str) -> str:
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_demo_recovers(backend: str) -> None:
-    """The demo injects faults, the client reconnects each time, exit status 0."""
+def test_demo_delivers_exactly_once(backend: str) -> None:
+    """Through the faults, every publication is acked and reaches both
+    subscribers once, in order; the clients reconnected; exit status 0."""
     argv = [*DEMO, "--backend", backend]
     # 3 s of faults, up to 8 s to recover, and start-up.
     result = subprocess.run(
         argv, cwd=ROOT, capture_output=True, text=True, timeout=15 + 2 * LONG
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
     assert f"backend {backend}, 3 s, ~2 faults/s, seed 1" in result.stdout
-    assert re.search(r"STATUS +\w+ +sent +\d+ +recv +\d+", result.stdout)
-    assert "EVENT   disconnect: code " in result.stdout
+    status = r"STATUS +up \d/3 +published \d+ \(\d+ acked / \d+ pending\) +"
+    status += r"received \d+/\d+ +reconnects \d+ +buffered \d+ +lost 0 +duplicated 0"
+    assert re.search(status, result.stdout), output
+    assert re.search(r"EVENT +sub-1 +disconnect: code ", result.stdout), output
     summary = summary_of(result.stdout)
-    match = re.search(r"connections: +\d+ opened, (\d+) reconnects", summary)
-    assert match is not None, summary
-    assert int(match[1]) >= 1
-    assert re.search(r"lost in flight: +\d+ \(at-most-once send", summary)
-    assert "0 duplicates, 0 out of order" in summary
+    reconnects = re.search(r"\nreconnects: +(\d+) \(all clients\)", summary)
+    assert reconnects is not None, summary
+    assert int(reconnects[1]) >= 1, summary
+    published = re.search(r"\npublished: +(\d+), (\d+) acked, 0 not acked", summary)
+    assert published is not None, summary
+    assert published[1] == published[2], summary
+    received = re.findall(
+        r"\nreceived by (sub-\d): +(\d+) of (\d+): 0 lost, 0 duplicated, 0 reordered",
+        summary,
+    )
+    assert [name for name, _, _ in received] == ["sub-1", "sub-2"], summary
+    assert all(got == of == published[1] for _, got, of in received), summary
     assert "result: OK" in summary
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
@@ -56,7 +70,7 @@ def test_demo_ctrl_c() -> None:
         DEMO, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:
         assert process.stdout is not None
-        # The first line printed from the event loop: the client is running.
+        # The first line printed from the event loop: the clients are running.
         for _ in range(10):
             if "connect: first connection" in process.stdout.readline():
                 break
@@ -74,6 +88,23 @@ def test_main_runs_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     summary = summary_of(capsys.readouterr().out)
     assert "faults injected:     0" in summary
     assert "result: OK" in summary
+
+
+@pytest.mark.anyio
+async def test_subscriber_counts_what_went_wrong() -> None:
+    """The subscriber's tally tells lost, duplicated and reordered apart."""
+    client = Client("ws://127.0.0.1:9", proxy=None)  # Never entered: no I/O.
+    subscriber = Subscriber("sub", client)
+    for seq in [0, 1, 1, 3, 2]:
+        subscriber._message(Message({"seq": seq}, CHANNEL))
+    subscriber._message(Message("not ours", CHANNEL))
+    subscriber._gap(Gap(CHANNEL, GapReason.TRUNCATED, 6, 7))
+    assert subscriber.received == 4
+    assert (subscriber.duplicated, subscriber.reordered) == (1, 1)
+    assert (subscriber.gaps, subscriber.gap_lost) == (1, 2)
+    assert subscriber.lost(8) == 4  # 4, 5 never came; 6, 7 reported.
+    assert not subscriber.exact(4)
+    await client.close()
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,11 @@ Usage::
     python -m wsclient demo [--duration SECONDS] [--fault-rate FAULTS_PER_SECOND]
                             [--backend asyncio|trio] [--seed N]
 
-The demo runs the reference server and a client in this process and injects
-faults; see :mod:`wsclient._demo`. Its exit status is 0 when the client
-recovered from every fault, 1 when it did not, 130 after Ctrl-C, and 2 for a
-bad command line.
+The demo runs the reference server, a publisher and two subscribers in this
+process and injects faults; see :mod:`wsclient._demo`. Its exit status is 0
+when every publication was acknowledged and each subscriber received each
+one exactly once and in order, 1 when not, 130 after Ctrl-C, and 2 for a bad
+command line.
 """
 
 from __future__ import annotations
@@ -54,11 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="watch a client recover from injected faults",
-        description="Run the reference server and a client in this process, "
-        "inject faults at random moments (abort, clean close, stall, outage, "
-        "503 with Retry-After) and print what the client does. Exits with 0 "
-        "if it recovered from every fault.",
+        help="watch clients publish and subscribe through injected faults",
+        description="Run the reference server, a publisher and two subscribers "
+        "in this process, inject faults at random moments (abort, clean close, "
+        "stall, outage, 503 with Retry-After) and print what the clients do. "
+        "Exits with 0 if every publication was acknowledged and each "
+        "subscriber got each one exactly once, in order.",
     )
     demo.add_argument(
         "--duration",

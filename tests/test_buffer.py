@@ -232,7 +232,7 @@ class TestOverflow:
             receipts = [await client.send(b"%02d" % n + b"." * 38) for n in range(3)]
             assert outcomes(receipts) == [Outcome.DROPPED, None, None]
             assert client.stats.buffered_bytes == 80
-            with pytest.raises(ValueError, match="exceeds max_bytes=100"):
+            with pytest.raises(ValueError, match="exceeds buffer_max_bytes=100"):
                 await client.send(b"x" * 101)
             await server.come_back()
             with anyio.fail_after(LONG):
@@ -287,10 +287,12 @@ async def test_ttl_expiry_makes_room_for_blocked_sender(server: Server) -> None:
     """A sender blocked on a full buffer gets room when the older message
     expires; its own message then expires in turn, ttl after it was sent."""
     await server.go_down()
-    options = fast_options(buffer_max_messages=1, buffer_ttl=100 * T)
+    options = fast_options(buffer_max_messages=1, buffer_ttl=400 * T)
     async with Client(server.url, **options) as client:
         first = await client.send(echo(0))
-        await anyio.sleep(50 * T)  # Not a synchronisation: ttl windows differ.
+        # Not a synchronisation: the two ttl windows must differ, by far more
+        # than a scheduling hiccup.
+        await anyio.sleep(200 * T)
         with anyio.fail_after(LONG):
             second = await client.send(echo(1))  # Blocked until first expires.
             assert first.outcome is Outcome.EXPIRED
@@ -431,3 +433,161 @@ async def test_publish_receipt_outcomes(server: Server) -> None:
         with anyio.fail_after(LONG):
             await receipt.wait()
     assert receipt.outcome is Outcome.ACKED
+
+
+class TestOrderAndCallbacks:
+    async def test_blocked_senders_go_first_come_first_served(
+        self, server: Server
+    ) -> None:
+        """Senders blocked on a full buffer are admitted in the order they came
+        (trio wakes waiters in random order: a queue keeps them fair)."""
+        await server.go_down()
+        async with Client(server.url, **fast_options(buffer_max_messages=2)) as client:
+            await client.send(echo("m0"))
+            await client.send(echo("m1"))
+            async with anyio.create_task_group() as tg:
+                for n in range(5):
+                    tg.start_soon(client.send, echo(f"c{n}"))
+                    await anyio.wait_all_tasks_blocked()  # In line before the next.
+                await server.come_back()
+            expected = ["m0", "m1"] + [f"c{n}" for n in range(5)]
+            assert await echoed(client, 7) == expected
+
+    async def test_connect_callback_sends_before_the_buffer(
+        self, server: Server
+    ) -> None:
+        """What on_connect sends goes first (a raw client re-authenticates or
+        resubscribes there), then the buffer, then everything else."""
+        await server.go_down()
+        client: Client
+
+        async def hello(event: wsclient.ConnectEvent) -> None:
+            await client.send(echo("hello"))
+
+        async with Client(server.url, **fast_options(on_connect=hello)) as client:
+            await client.send(echo("b1"))
+            await client.send(echo("b2"))
+            await server.come_back()
+            await client.wait_connected(LONG)
+            await client.send(echo("after"))
+            assert await echoed(client, 4) == ["hello", "b1", "b2", "after"]
+
+    async def test_flush_in_a_callback_raises(self, server: Server) -> None:
+        """flush() cannot wait in a callback (the client flushes only after
+        it returns): RuntimeError rather than a deadlock."""
+        await server.go_down()
+        errors: list[BaseException] = []
+        client: Client
+
+        async def on_give_up(event: wsclient.GiveUpEvent) -> None:
+            try:
+                await client.flush()
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        options = fast_options(max_attempts=1, on_give_up=on_give_up)
+        async with Client(server.url, **options) as client:
+            await client.send(echo(1))
+            with anyio.fail_after(LONG), pytest.raises(GaveUp):
+                await client.wait_connected()
+        assert len(errors) == 1
+        assert "cannot be awaited in a callback" in str(errors[0])
+
+    async def test_full_buffer_in_a_callback_raises(self, server: Server) -> None:
+        """send() in a callback cannot wait for room: BufferFull at once."""
+        await server.go_down()
+        errors: list[BaseException] = []
+        client: Client
+
+        async def on_disconnect(event: wsclient.DisconnectEvent) -> None:
+            try:
+                await client.send(echo("from callback"))
+            except BufferFull as exc:
+                errors.append(exc)
+
+        recorder = Recorder()
+        options = fast_options(
+            buffer_max_messages=1, drain_timeout=0, **recorder.callbacks()
+        )
+        async with Client(server.url, **options) as client:
+            client.on("disconnect", on_disconnect)
+            await client.send(echo("fills it"))
+            with anyio.fail_after(LONG):
+                await recorder.wait_for("disconnect", 2)
+        assert errors, "the callback's send() did not raise"
+        assert "called from a callback" in str(errors[0])
+
+
+class TestStopping:
+    async def test_send_after_supervisor_cancelled(self, server: Server) -> None:
+        """Once an enclosing cancellation stopped the client, send() and
+        wait_connected() raise ClientClosed instead of buffering or hanging."""
+        with anyio.CancelScope() as outer:
+            async with Client(server.url, **fast_options()) as client:
+                await client.wait_connected(LONG)
+                try:
+                    outer.cancel()
+                    await anyio.sleep_forever()
+                finally:
+                    with anyio.CancelScope(shield=True), anyio.fail_after(LONG):
+                        with pytest.raises(ClientClosed):
+                            await client.wait_connected()
+                        with pytest.raises(ClientClosed):
+                            await client.send(echo("goodbye"))
+        assert client.stats.buffered == 0
+
+    async def test_block_exit_with_error_reports_undelivered(
+        self, server: Server
+    ) -> None:
+        """Leaving the block with an exception skips the drain, but the
+        undelivered callback still hears of the buffered messages."""
+        await server.go_down()
+        recorder = Recorder()
+        client = Client(server.url, **fast_options(**recorder.callbacks()))
+        receipts = []
+
+        async def fail_in_block() -> None:
+            async with client:
+                receipts.append(await client.send(echo(1)))
+                raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            await fail_in_block()
+        [receipt] = receipts
+        [event] = recorder.of("undelivered")
+        assert event.messages == (receipt,)
+        assert receipt.outcome is Outcome.DROPPED
+        assert await client.close() is event
+
+    async def test_close_before_start_reports_publications(self) -> None:
+        """Closing a client never started reports what publish_nowait queued."""
+        recorder = Recorder()
+        options = fast_options(
+            protocol=wsclient.ReferenceProtocol(), **recorder.callbacks()
+        )
+        client = Client("ws://127.0.0.1:9", **options)
+        receipt = client.publish_nowait("never", 1)
+        undelivered = await client.close()
+        assert undelivered.publications == (receipt,)
+        assert recorder.of("undelivered") == [undelivered]
+        assert receipt.outcome is Outcome.DROPPED
+        assert await client.close() is undelivered
+
+    async def test_close_while_flushing_large_messages(self, server: Server) -> None:
+        """close() during the flush of large messages lets the message being
+        written finish: the closing handshake does not wait for close_timeout
+        (a frame cut in the middle would corrupt the stream on trio)."""
+        await server.go_down()
+        options = fast_options(
+            buffer_max_bytes=2**23, drain_timeout=0, close_timeout=4 * LONG
+        )
+        async with Client(server.url, **options) as client:
+            payload = b"x" * 2**19
+            receipts = [await client.send(payload) for _ in range(8)]
+            await server.come_back()
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda c: c.messages_received >= 1)
+                undelivered = await client.close()
+        assert all(receipt.outcome is not None for receipt in receipts)
+        written = [r for r in receipts if r.outcome is Outcome.WRITTEN]
+        assert list(undelivered.messages) == receipts[len(written) :]

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from wsclient import Client, Gap, GapReason, Message
+from wsclient import Client, Gap, GapReason, Message, Outcome, SendReceipt
 from wsclient.__main__ import main
-from wsclient._demo_actors import CHANNEL, Subscriber
+from wsclient._demo import DemoConfig, _Console, _Demo
+from wsclient._demo_actors import CHANNEL, StatusSender, Subscriber
 
 from .utils import LONG
 
@@ -30,6 +31,24 @@ def summary_of(output: str) -> str:
     return output[output.index("--- summary after ") :]
 
 
+# The status updates' line of the summary: sent, then each outcome.
+STATUS_UPDATES = (
+    r"\nstatus updates: +(\d+) sent: (\d+) written, (\d+) replaced while offline "
+    r"\(latest value wins\), (\d+) possibly lost, (\d+) dropped, (\d+) expired\n"
+)
+
+
+def status_updates(summary: str) -> list[int]:
+    """The counts of the status updates' line: sent, written, replaced, ...;
+    they add up, and nothing was dropped or expired."""
+    match = re.search(STATUS_UPDATES, summary)
+    assert match is not None, summary
+    sent, *outcomes = map(int, match.groups())
+    assert sum(outcomes) == sent, summary  # None pending.
+    assert outcomes[3:] == [0, 0], summary
+    return [sent, *outcomes]
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_demo_delivers_exactly_once(backend: str) -> None:
     """Through the faults, every publication is acked and reaches both
@@ -43,7 +62,8 @@ def test_demo_delivers_exactly_once(backend: str) -> None:
     assert result.returncode == 0, output
     assert f"backend {backend}, 3 s, ~2 faults/s, seed 1" in result.stdout
     status = r"STATUS +up \d/3 +published \d+ \(\d+ acked / \d+ pending\) +"
-    status += r"received \d+/\d+ +reconnects \d+ +buffered \d+ +lost 0 +duplicated 0"
+    status += r"received \d+/\d+ +reconnects \d+ +buffered \d+ pub \+ [01] send +"
+    status += r"lost 0 +duplicated 0"
     assert re.search(status, result.stdout), output
     assert re.search(r"EVENT +sub-1 +disconnect: code ", result.stdout), output
     summary = summary_of(result.stdout)
@@ -59,6 +79,10 @@ def test_demo_delivers_exactly_once(backend: str) -> None:
     )
     assert [name for name, _, _ in received] == ["sub-1", "sub-2"], summary
     assert all(got == of == published[1] for _, got, of in received), summary
+    # 5 a second for 3 s; the first ones go out before any fault.
+    sent, written, *_ = status_updates(summary)
+    assert 5 <= sent <= 16, summary
+    assert written >= 1, summary
     assert "result: OK" in summary
     assert "Traceback" not in result.stderr
 
@@ -87,6 +111,12 @@ def test_main_runs_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--duration", "0.3", "--fault-rate", "0"]) == 0
     summary = summary_of(capsys.readouterr().out)
     assert "faults injected:     0" in summary
+    # Never disconnected: written (a first one sent before the publisher's
+    # first connection might be replaced), never possibly lost.
+    sent, written, _, possibly_lost, _, _ = status_updates(summary)
+    assert sent >= 1, summary
+    assert written >= 1, summary
+    assert possibly_lost == 0, summary
     assert "result: OK" in summary
 
 
@@ -104,6 +134,35 @@ async def test_subscriber_counts_what_went_wrong() -> None:
     assert (subscriber.gaps, subscriber.gap_lost) == (1, 2)
     assert subscriber.lost(8) == 4  # 4, 5 never came; 6, 7 reported.
     assert not subscriber.exact(4)
+    await client.close()
+
+
+@pytest.mark.anyio
+async def test_status_sender_counts_outcomes() -> None:
+    """The status updates' line counts each outcome, and the pending; a
+    dropped or expired update, and only that, makes the result FAILED."""
+    client = Client("ws://127.0.0.1:9", proxy=None)  # Never entered: no I/O.
+    status = StatusSender(client)
+    outcomes = [Outcome.WRITTEN] * 3 + [Outcome.REPLACED] * 2
+    outcomes += [Outcome.POSSIBLY_LOST, None]
+    for outcome in outcomes:
+        receipt = SendReceipt("{}", 0.0, None, "status")
+        if outcome is not None:
+            receipt.settle(outcome)
+        status.receipts.append(receipt)
+    assert status.describe() == (
+        "7 sent: 3 written, 2 replaced while offline (latest value wins), "
+        "1 possibly lost, 0 dropped, 0 expired, 1 pending"
+    )
+    demo = _Demo(DemoConfig(), 0, _Console(sys.stdout))
+    demo.recovered, demo.status = True, status
+    assert demo._problems() == []
+    for outcome in [Outcome.DROPPED, Outcome.EXPIRED]:
+        receipt = SendReceipt("{}", 0.0, None, "status")
+        receipt.settle(outcome)
+        status.receipts.append(receipt)
+    assert status.describe().endswith("1 dropped, 1 expired, 1 pending")
+    assert demo._problems() == ["2 status updates dropped or expired"]
     await client.close()
 
 

@@ -52,7 +52,11 @@ class Callbacks:
         for callback in self._by_name[name]:
             try:
                 result = callback(event)
-                if inspect.isawaitable(result):
+                # Only coroutines (async callbacks) are awaited: a sync one
+                # may return a task handle or a future, as does
+                # ``lambda e: task_group.start_soon(work)`` with anyio >= 4.10;
+                # awaiting it would hold the client until that task ended.
+                if inspect.iscoroutine(result):
                     await result
             except Exception:
                 logger.error("%s callback %r raised", name, callback, exc_info=True)

@@ -255,6 +255,7 @@ class Client(PublishingMixin):
             overflow=buffer_overflow,
             timeout=buffer_timeout,
             ttl=buffer_ttl,
+            write_grace=10.0 if close_timeout is None else float(close_timeout),
         )
         self._drain_timeout = check_drain_timeout(drain_timeout)
         self._router: Router | None = None
@@ -262,6 +263,7 @@ class Client(PublishingMixin):
         if protocol is not None:
             self._router = self._make_router(check_adapter(protocol))
         self._closed_before_start = False
+        self._undelivered_before_start = UndeliveredEvent()
 
     # Public attributes.
 
@@ -294,11 +296,11 @@ class Client(PublishingMixin):
     def on(self, event: EventName, callback: C | None = None) -> C | Callable[[C], C]:
         """Register ``callback`` for ``event``; without it, return a decorator.
 
-        ``event`` is ``"connect"``, ``"disconnect"``, ``"reconnect"`` or
-        ``"give_up"``. Callbacks run in the client's supervisor task, in
-        registration order, and may be sync or async. One that raises is
-        logged and skipped. A slow async callback delays the supervisor: start
-        a task for long work.
+        ``event`` is ``"connect"``, ``"disconnect"``, ``"reconnect"``,
+        ``"give_up"`` or ``"undelivered"``. Callbacks run in the client's
+        supervisor task, in registration order, and may be sync or async. One
+        that raises is logged and skipped. A slow async callback delays the
+        supervisor: start a task for long work.
 
         ::
 
@@ -338,7 +340,8 @@ class Client(PublishingMixin):
         Connected, with nothing buffered, the message is written at once and
         ``send`` returns when the connection took it (as websockets' send).
         Otherwise it joins the outbound buffer, which is written in order
-        after the next connection is open and its subscriptions restored;
+        after the next connection is open, its subscriptions restored and
+        the connect callbacks run (what they send goes first);
         ``send`` returns at once unless the buffer is full (see
         ``buffer_overflow``). Either way, the :class:`~wsclient.SendReceipt`
         says what became of it: ``WRITTEN``, ``POSSIBLY_LOST``, ``EXPIRED``,
@@ -359,8 +362,8 @@ class Client(PublishingMixin):
 
         Raises:
             TypeError: ``message`` is not str or bytes-like.
-            ValueError: ``message`` is larger than ``buffer_max_bytes`` and the
-                client is not connected.
+            ValueError: ``message`` is larger than ``buffer_max_bytes``
+                (connected or not, so that it does not depend on the link).
             BufferFull: The buffer is full under ``"fail"``, or stayed full
                 for ``buffer_timeout`` under ``"block"``.
             ClientStopped: The client stopped (fatal error or gave up).
@@ -388,10 +391,19 @@ class Client(PublishingMixin):
             ClientClosed: The client was closed first.
         """
         supervisor = self._running_supervisor()
+        if supervisor.in_supervisor():
+            raise RuntimeError(
+                "flush() cannot be awaited in a callback: the client flushes "
+                "only once the callback returns; start a task for it"
+            )
+        sender, router = self._sender, self._router
         with anyio.fail_after(timeout):
-            await self._sender.wait_flushed()
-            if self._router is not None:
-                await self._router.outbox.wait_acked()
+            while True:
+                await sender.wait_flushed(supervisor)
+                if router is not None:
+                    await router.outbox.wait_acked()
+                if not sender.buffer and not sender.flushing:
+                    break  # Else sent meanwhile: wait for that too.
         if supervisor.error is not None:
             raise supervisor.error
 
@@ -416,10 +428,7 @@ class Client(PublishingMixin):
         """
         supervisor = self._supervisor
         if supervisor is None:
-            self._closed_before_start = True
-            if self._router is not None:
-                self._router.outbox.stop(None)  # Fail what publish_nowait queued.
-            return UndeliveredEvent()
+            return await self._close_before_start()
         if supervisor.in_supervisor():
             supervisor.request_close()
             return UndeliveredEvent()
@@ -433,6 +442,21 @@ class Client(PublishingMixin):
         await supervisor.stopped.wait()
         assert supervisor.undelivered is not None
         return supervisor.undelivered
+
+    async def _close_before_start(self) -> UndeliveredEvent:
+        """Close a client never started: fail what publish_nowait queued."""
+        if self._closed_before_start:
+            return self._undelivered_before_start
+        self._closed_before_start = True
+        undelivered = UndeliveredEvent()
+        if self._router is not None:
+            outbox = self._router.outbox
+            undelivered = UndeliveredEvent(publications=tuple(outbox.unacked.values()))
+            outbox.stop(None)
+        self._undelivered_before_start = undelivered
+        if undelivered:
+            await self._callbacks.fire("undelivered", undelivered)
+        return undelivered
 
     # Async context manager.
 
@@ -552,7 +576,7 @@ class Client(PublishingMixin):
         while True:
             if supervisor.error is not None:
                 raise supervisor.error
-            if supervisor.close_requested.is_set():
+            if supervisor.close_requested.is_set() or supervisor.stopped.is_set():
                 raise ClientClosed()
             conn = supervisor.conn
             if conn is not None and conn.is_open:

@@ -8,6 +8,10 @@ The demo runs the reference server (:mod:`wsclient.server`) and three
   second, with acknowledged publish (:meth:`Client.publish_nowait`): each
   publication is kept, and sent again after every reconnection, until the
   server acknowledges it; the server de-duplicates by ``msg_id``;
+- the publisher's client also sends a **status** update ``{"seq": k}`` 5
+  times a second by plain ``send(..., key="status")``: while disconnected it
+  waits in the outbound buffer, where the next one replaces it (latest value
+  wins; ``stats.buffer_replaced``); each receipt's outcome is counted;
 - two **subscribers** (each its own client and connection) iterate
   ``client.subscribe("demo")``; after every reconnection the client resumes
   from the last publication delivered, from the server's history (sized to
@@ -18,15 +22,16 @@ The demo runs the reference server (:mod:`wsclient.server`) and three
   in one of five ways, and starts over;
 - a **reporter** prints one status line per second: messages published
   (acknowledged / pending), received by each subscriber, reconnections of
-  all clients, messages buffered (publications awaiting their ack plus
-  ``stats.buffered``), lost and duplicated.
+  all clients, messages buffered (publications awaiting their ack, plus
+  ``stats.buffered``: status updates), lost and duplicated.
 
 Every callback event is printed as it happens. When the time is up the faults
 stop, the server is healed, and the demo checks that everything recovers:
 every client reconnects, one last publication goes through, every
 publication is acknowledged, and each subscriber receives every one. The
 result is OK only if each subscriber got each publication exactly once and
-in order, and the exit status says so.
+in order, and no status update was dropped or expired (it never happens);
+the exit status says so.
 
 That is the point of the demo: connections die at random moments, acks and
 publications are lost with them, and yet the channel holds each message once
@@ -57,9 +62,12 @@ from ._demo_actors import (
     FAULTS,
     PUBLISH_RATE,
     PUBLISH_WINDOW,
+    STATUS_RATE,
     SUBSCRIBERS,
+    ClientLog,
     FaultInjector,
     Publisher,
+    StatusSender,
     Subscriber,
 )
 from ._exceptions import WSClientError
@@ -68,7 +76,6 @@ from .server import serve
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._core.events import ConnectEvent, DisconnectEvent, GiveUpEvent, ReconnectEvent
     from .server import Server
 
 __all__ = ["CLIENT_OPTIONS", "DemoConfig", "run"]
@@ -92,6 +99,7 @@ CLIENT_OPTIONS: Final[Mapping[str, Any]] = {
 # Durations, in seconds.
 STARTUP_TIMEOUT: Final = 5.0  # For the subscriptions, before publishing starts.
 RECOVERY_TIMEOUT: Final = 8.0  # backoff_max + open_timeout + Retry-After + spare.
+STATUS_TIMEOUT: Final = 1.0  # For the last status receipts, once reconnected.
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,52 +167,6 @@ class _Console(logging.Handler):
             self.handleError(record)
 
 
-class _ClientLog:
-    """Print one client's callback events as they happen; keep a few numbers."""
-
-    def __init__(self, name: str, console: _Console) -> None:
-        self.name = name
-        self.console = console
-        self.give_ups = 0
-        self.longest_downtime = 0.0
-
-    def callbacks(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`Client` registering every callback."""
-        return {
-            "on_connect": self._on_connect,
-            "on_disconnect": self._on_disconnect,
-            "on_reconnect": self._on_reconnect,
-            "on_give_up": self._on_give_up,
-        }
-
-    def _line(self, text: str) -> None:
-        self.console.line("EVENT", f"{self.name:<9} {text}")
-
-    def _on_connect(self, event: ConnectEvent) -> None:
-        first = "reconnection" if event.reconnect else "first connection"
-        self._line(f"connect: {first}, attempt {event.attempt}")
-
-    def _on_disconnect(self, event: DisconnectEvent) -> None:
-        if event.was_connected:
-            reason = f" ({event.reason})" if event.reason else ""
-            what = f"disconnect: code {event.code}{reason}"
-        else:
-            what = f"attempt failed: {event.failure}"
-        if event.delay is not None:
-            what += f"; retry in {event.delay:.2f} s"
-        self._line(what if event.will_reconnect else f"{what}; not reconnecting")
-
-    def _on_reconnect(self, event: ReconnectEvent) -> None:
-        self.longest_downtime = max(self.longest_downtime, event.downtime)
-        self._line(
-            f"reconnect: back after {event.downtime:.2f} s, attempt {event.attempt}"
-        )
-
-    def _on_give_up(self, event: GiveUpEvent) -> None:
-        self.give_ups += 1
-        self._line(f"give_up after {event.attempts}: {event.error}")
-
-
 class _Demo:
     """One run: the server, the clients, the tasks, and what they observed."""
 
@@ -212,9 +174,10 @@ class _Demo:
         self.config = config
         self.seed = seed
         self.console = console
-        self.logs: dict[Client, _ClientLog] = {}
+        self.logs: dict[Client, ClientLog] = {}
         # Created once the server has a port.
         self.publisher: Publisher | None = None
+        self.status: StatusSender | None = None
         self.subscribers: list[Subscriber] = []
         self.injected: Counter[str] = Counter()
         self.recovered = False
@@ -228,6 +191,7 @@ class _Demo:
             publisher = self.publisher = Publisher(
                 self._make_client("publisher", server.url), config.duration
             )
+            status = self.status = StatusSender(publisher.client)
             # Every publication of the run, and the final one: a subscriber
             # that resumes from any position finds what it missed.
             server.configure_history(size=publisher.limit + 1, ttl=math.inf)
@@ -254,11 +218,13 @@ class _Demo:
                         injector.run, clients, config.fault_rate, deadline
                     )
                     faulty.start_soon(publisher.run, deadline)
+                    faulty.start_soon(status.run, deadline)
                 # A refusal may still be pending if the clients had no time to
                 # reconnect after the last fault; the other faults heal themselves.
                 server.refuse_next(0)
                 self.console.line("CHECK", "faults stopped; does everything recover?")
                 await self._final_check(publisher)
+                await status.finish(STATUS_TIMEOUT)
                 background.cancel_scope.cancel()
 
     def print_summary(self, interrupted: bool) -> list[str]:
@@ -342,7 +308,7 @@ class _Demo:
         publisher, clients = self.publisher, list(self.logs)
         assert publisher is not None
         pending = len(publisher.pending())
-        buffered = pending + sum(client.stats.buffered for client in clients)
+        buffered = sum(client.stats.buffered for client in clients)
         up = sum(client.state is ClientState.CONNECTED for client in clients)
         received = "/".join(str(s.received) for s in self.subscribers)
         return (
@@ -350,7 +316,7 @@ class _Demo:
             f"({publisher.published - pending} acked / {pending} pending)  "
             f"received {received}  "
             f"reconnects {sum(client.stats.reconnects for client in clients)}  "
-            f"buffered {buffered}  "
+            f"buffered {pending} pub + {buffered} send  "
             f"lost {sum(s.gap_lost for s in self.subscribers)}  "
             f"duplicated {sum(s.duplicated for s in self.subscribers)}"
         )
@@ -365,6 +331,8 @@ class _Demo:
             f"{pending} not acked; {publisher.resent} resent after a lost ack "
             f"(the server published each once)"
         )
+        if self.status is not None:
+            out(f"status updates:      {self.status.describe()}")
         for s in self.subscribers:
             # Interrupted, what is still in flight is not lost: only the gaps are.
             lost = s.gap_lost if interrupted else s.lost(published)
@@ -383,6 +351,8 @@ class _Demo:
         problems = [f"a client stopped: {error}" for error in errors if error]
         if not self.recovered:
             problems.append(f"no full recovery within {RECOVERY_TIMEOUT:g} s")
+        if self.status is not None and self.status.failed:
+            problems.append(f"{self.status.failed} status updates dropped or expired")
         if publisher is None:
             return problems
         published, pending = publisher.published, len(publisher.pending())
@@ -396,7 +366,7 @@ class _Demo:
         return problems
 
     def _make_client(self, name: str, url: str) -> Client:
-        log = _ClientLog(name, self.console)
+        log = ClientLog(name, self.console.line)
         client = Client(
             url,
             protocol=ReferenceProtocol(),
@@ -417,5 +387,6 @@ class _Demo:
         out(
             f"traffic: a publisher sends {PUBLISH_RATE:g} acknowledged publications/s "
             f"on {CHANNEL!r} (publish_window={PUBLISH_WINDOW}) to "
-            f"{len(SUBSCRIBERS)} subscribers; Ctrl-C stops and summarizes"
+            f"{len(SUBSCRIBERS)} subscribers, and {STATUS_RATE:g} plain status "
+            f"sends/s (key='status'); Ctrl-C stops and summarizes"
         )

@@ -1,29 +1,35 @@
-"""The demo's actors: a publisher, subscribers, and a fault injector.
+"""The demo's actors: publisher, status sender, subscribers, fault injector, client log.
 
 :mod:`wsclient._demo` runs them on one event loop against the reference
 server and prints what they observe. Every publication is ``{"seq": n}``
 with n = 0, 1, 2, ..., so a subscriber can tell by the numbers alone whether
-it got each one exactly once and in order. The fault injector breaks every
+it got each one exactly once and in order. The status sender shares the
+publisher's client and shows the other way out: plain ``send()`` with a
+coalescing key, buffered while disconnected. The fault injector breaks every
 connection at once, in one of five ways, at moments drawn from a seed.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
-from typing import TYPE_CHECKING, Final
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from ._core.buffer import Outcome
 from ._core.subscriptions import Gap
 from ._exceptions import WSClientError
 
 if TYPE_CHECKING:
-    from collections import Counter
     from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from ._client import Client
+    from ._core.events import ConnectEvent, DisconnectEvent, GiveUpEvent, ReconnectEvent
     from ._outbox import PublishReceipt
+    from ._sending import SendReceipt
     from ._subscription import Message
     from .server import Server
 
@@ -32,9 +38,13 @@ __all__ = [
     "FAULTS",
     "PUBLISH_RATE",
     "PUBLISH_WINDOW",
+    "STATUS_CHANNEL",
+    "STATUS_RATE",
     "SUBSCRIBERS",
+    "ClientLog",
     "FaultInjector",
     "Publisher",
+    "StatusSender",
     "Subscriber",
 ]
 
@@ -50,6 +60,11 @@ PUBLISH_WINDOW: Final = 200
 """The publisher's ``publish_window``: 4 s of publications. The longest
 outage (a down server, then backoff) stays below that, so the publisher
 rarely has to wait for room; when it must, it skips the missed slots."""
+
+STATUS_CHANNEL: Final = "status"
+STATUS_KEY: Final = "status"
+STATUS_RATE: Final = 5.0
+"""Status updates per second, by plain ``send()``, connected or not."""
 
 # Durations, in seconds.
 STALL_SECONDS: Final = 1.5  # > ping_interval + ping_timeout: the heartbeat sees it.
@@ -149,6 +164,76 @@ class Publisher:
         self.receipts.append(receipt)
 
 
+class StatusSender:
+    """Send ``{"seq": k}`` on :data:`STATUS_CHANNEL` by plain ``send()``; keep receipts.
+
+    Each update is a publish command without ``"id"``: the reference server
+    publishes it (nobody subscribes) and answers nothing, so nothing lands in
+    the client's inbox. Connected, an update is written at once; otherwise it
+    waits in the outbound buffer, where the next one replaces it (same
+    ``key``: the latest value wins), so the buffer holds at most one. Plain
+    sends are at-most-once: none is resent, unlike the publisher's.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.receipts: list[SendReceipt] = []
+        self.error: WSClientError | None = None
+
+    @property
+    def failed(self) -> int:
+        """Updates dropped or expired: it never happens here (an unbounded
+        ttl, a buffer far from full, the client never stops)."""
+        counts = self.outcomes()
+        return counts[Outcome.DROPPED] + counts[Outcome.EXPIRED]
+
+    def outcomes(self) -> Counter[Outcome | None]:
+        """How many receipts ended each way; None: still buffered."""
+        return Counter(receipt.outcome for receipt in self.receipts)
+
+    def describe(self) -> str:
+        """One line for the summary: how many were sent, and how each ended."""
+        counts = self.outcomes()
+        text = (
+            f"{len(self.receipts)} sent: {counts[Outcome.WRITTEN]} written, "
+            f"{counts[Outcome.REPLACED]} replaced while offline (latest value "
+            f"wins), {counts[Outcome.POSSIBLY_LOST]} possibly lost, "
+            f"{counts[Outcome.DROPPED]} dropped, {counts[Outcome.EXPIRED]} expired"
+        )
+        if counts[None]:
+            text += f", {counts[None]} pending"
+        return text if self.error is None else f"{text}; stopped: {self.error}"
+
+    async def run(self, deadline: float) -> None:
+        """Send until ``deadline``; a stopped client ends it (see ``error``)."""
+        period, next_at = 1 / STATUS_RATE, anyio.current_time()
+        try:
+            while True:
+                with anyio.move_on_at(deadline):
+                    await anyio.sleep_until(next_at)
+                if anyio.current_time() >= deadline:
+                    return
+                # Not cancelled by the deadline: a write cut short would say
+                # POSSIBLY_LOST for the demo's sake, not the client's.
+                update = {"seq": len(self.receipts)}
+                message = {"type": "publish", "channel": STATUS_CHANNEL, "data": update}
+                receipt = await self.client.send(json.dumps(message), key=STATUS_KEY)
+                self.receipts.append(receipt)
+                next_at = max(next_at + period, anyio.current_time())
+        except WSClientError as exc:
+            self.error = exc
+
+    async def finish(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for the receipts still pending; the rest stay so.
+
+        Once the client is connected again its buffer is written: normally
+        nothing is left to wait for.
+        """
+        with anyio.move_on_after(timeout):
+            for receipt in self.receipts:
+                await receipt.wait()
+
+
 class Subscriber:
     """One client subscribed to :data:`CHANNEL`, checking the sequence it gets.
 
@@ -244,6 +329,53 @@ class Subscriber:
     def _wake(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
+
+
+class ClientLog:
+    """Print one client's callback events as they happen; keep a few numbers."""
+
+    def __init__(self, name: str, log: Callable[[str, str], None]) -> None:
+        """Set up; ``log(tag, text)`` prints a line of the live log."""
+        self.name = name
+        self.log = log
+        self.give_ups = 0
+        self.longest_downtime = 0.0
+
+    def callbacks(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`Client` registering every callback."""
+        return {
+            "on_connect": self._on_connect,
+            "on_disconnect": self._on_disconnect,
+            "on_reconnect": self._on_reconnect,
+            "on_give_up": self._on_give_up,
+        }
+
+    def _line(self, text: str) -> None:
+        self.log("EVENT", f"{self.name:<9} {text}")
+
+    def _on_connect(self, event: ConnectEvent) -> None:
+        first = "reconnection" if event.reconnect else "first connection"
+        self._line(f"connect: {first}, attempt {event.attempt}")
+
+    def _on_disconnect(self, event: DisconnectEvent) -> None:
+        if event.was_connected:
+            reason = f" ({event.reason})" if event.reason else ""
+            what = f"disconnect: code {event.code}{reason}"
+        else:
+            what = f"attempt failed: {event.failure}"
+        if event.delay is not None:
+            what += f"; retry in {event.delay:.2f} s"
+        self._line(what if event.will_reconnect else f"{what}; not reconnecting")
+
+    def _on_reconnect(self, event: ReconnectEvent) -> None:
+        self.longest_downtime = max(self.longest_downtime, event.downtime)
+        self._line(
+            f"reconnect: back after {event.downtime:.2f} s, attempt {event.attempt}"
+        )
+
+    def _on_give_up(self, event: GiveUpEvent) -> None:
+        self.give_ups += 1
+        self._line(f"give_up after {event.attempts}: {event.error}")
 
 
 class FaultInjector:

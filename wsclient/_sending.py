@@ -6,15 +6,20 @@ connection, the timer that expires old messages, and the receipts that
 callers await.
 
 Order is the rule that shapes it. A message goes straight to the connection
-only when the client is connected *and* nothing is buffered or being flushed;
-otherwise it joins the buffer, which is written in order. So a message sent
-during a flush waits behind older ones instead of overtaking them, and the
-supervisor reports the client connected only once the buffer is empty.
+only when the client is connected *and* nothing is buffered, being flushed,
+or blocked waiting for room; otherwise it joins the buffer (or the line of
+blocked senders), which is written in order. So a message sent during a
+flush waits behind older ones instead of overtaking them. One exception:
+the supervisor's own task, running the connect callbacks just before the
+flush, writes directly: that is where an application re-authenticates or
+resubscribes, which must precede what was buffered.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
@@ -126,19 +131,31 @@ class Sender:
         block_timeout: Seconds a sender may wait for room under the
             ``"block"`` policy before :exc:`~wsclient.BufferFull`; None waits
             as long as it takes.
+        write_grace: Seconds a write of the flush may go on after the flush
+            was cancelled (by close()): a frame cut in the middle would
+            corrupt the stream, and the closing handshake would time out.
     """
 
     def __init__(
-        self, buffer: OutboundBuffer, stats: Stats, block_timeout: float | None
+        self,
+        buffer: OutboundBuffer,
+        stats: Stats,
+        block_timeout: float | None,
+        write_grace: float = 10.0,
     ) -> None:
         self.buffer = buffer
         self.stats = stats
         self.block_timeout = block_timeout
+        self.write_grace = write_grace
         self.flushing = False
-        """True while the supervisor writes the buffer onto a connection."""
+        """True while the supervisor writes the buffer onto a connection, and
+        while it runs the connect callbacks just before: meanwhile only the
+        supervisor's task (the callbacks) writes directly."""
         self.error: WSClientError | None = None
         """Set when the client stopped; the buffer is empty from then on."""
         self._discarded = 0
+        self._blocked: collections.deque[object] = collections.deque()
+        """Senders waiting for room, first come first served."""
         self._grew = anyio.Event()
         """Set when a message joins the buffer: wakes the flusher and the timer."""
         self._shrank = anyio.Event()
@@ -152,72 +169,77 @@ class Sender:
         """Write ``message`` now if connected and nothing waits, else buffer it."""
         receipt: SendReceipt | None = None
         deadline: float | None = None
-        while True:
-            if supervisor.error is not None:
-                raise supervisor.error
-            if supervisor.close_requested.is_set():
-                raise ClientClosed()
-            conn = supervisor.conn
-            if (
-                conn is not None
-                and not self.flushing
-                and not self.buffer
-                and conn.is_open
-            ):
+        ticket: object | None = None  # Our place among blocked senders.
+        try:
+            while True:
+                self._check_running(supervisor)
+                first = not self._blocked or self._blocked[0] is ticket
+                conn = supervisor.conn
+                if (
+                    conn is not None
+                    and conn.is_open
+                    and (
+                        (first and not self.flushing and not self.buffer)
+                        or supervisor.in_supervisor()  # A connect callback.
+                    )
+                ):
+                    if receipt is None:
+                        now = anyio.current_time()
+                        receipt = SendReceipt(message, now, None, key)
+                        self._check_size(receipt)
+                    await self._write(conn, receipt)
+                    return receipt
+                now = anyio.current_time()
                 if receipt is None:
-                    now = anyio.current_time()
-                    receipt = SendReceipt(message, now, None, key)
-                await self._write(conn, receipt)
-                return receipt
-            now = anyio.current_time()
-            if receipt is None:
-                data: object = message
-                if not isinstance(data, str | bytes):
-                    # A bytearray or memoryview: the caller may reuse it.
-                    message = bytes(cast("bytearray", data))
-                ttl = self.buffer.ttl
-                expires = None if ttl is None else now + ttl
-                receipt = SendReceipt(message, now, expires, key)
-                if self.block_timeout is not None:
-                    deadline = now + self.block_timeout
-            shrank = self._shrank
-            offer = self.buffer.offer(receipt, now)
-            self._settled(offer.evicted)
-            admission = offer.admission
-            if admission is Admission.ACCEPTED:
-                self._wake_grew()
-                self._update_stats()
-                return receipt
-            if admission is Admission.DROPPED or admission is Admission.EXPIRED:
-                return receipt
-            if admission is Admission.TOO_LARGE:
-                raise ValueError(offer.error)
-            if admission is Admission.FULL:
-                raise BufferFull(offer.error or "the outbound buffer is full")
-            # Admission.WAIT: blocked until a message leaves, it expires, or
-            # block_timeout passes.
-            wake = _earliest(deadline, receipt.expires_at)
-            with anyio.move_on_at(wake):
-                await shrank.wait()
-            if (
-                deadline is not None
-                and anyio.current_time() >= deadline
-                and not self.buffer.has_room_for(receipt)
-            ):
-                raise BufferFull(
-                    f"the outbound buffer stayed full for buffer_timeout="
-                    f"{self.block_timeout} s: the client is not connected, or "
-                    f"sends faster than the link; raise the limits or the timeout"
-                )
+                    receipt = self._new_receipt(message, key, now)
+                    if self.block_timeout is not None:
+                        deadline = now + self.block_timeout
+                shrank = self._shrank
+                expired = receipt.expires_at is not None and receipt.expires_at <= now
+                if first or expired:  # Else queued behind others: no offer.
+                    offer = self.buffer.offer(receipt, now)
+                    self._settled(offer.evicted)
+                    admission = offer.admission
+                    if admission is Admission.ACCEPTED:
+                        self._update_stats()
+                        self._wake_grew()
+                        return receipt
+                    if admission is Admission.DROPPED or admission is Admission.EXPIRED:
+                        return receipt
+                    if admission is Admission.TOO_LARGE:
+                        raise ValueError(offer.error)
+                    if admission is Admission.FULL:
+                        raise BufferFull(offer.error or "the outbound buffer is full")
+                # Admission.WAIT, or others wait already: wait in line.
+                if supervisor.in_supervisor():
+                    raise BufferFull(
+                        "the outbound buffer is full and send() was called from "
+                        "a callback, which cannot wait for room (the client "
+                        "reconnects only once it returns): start a task for it"
+                    )
+                if deadline is not None and now >= deadline:
+                    raise BufferFull(
+                        f"the outbound buffer stayed full for buffer_timeout="
+                        f"{self.block_timeout} s: the client is not connected, "
+                        f"or sends faster than the link; raise the limits or "
+                        f"the timeout"
+                    )
+                if ticket is None:
+                    ticket = object()
+                    self._blocked.append(ticket)
+                with anyio.move_on_at(_earliest(deadline, receipt.expires_at)):
+                    await shrank.wait()
+        finally:
+            if ticket is not None:
+                self._blocked.remove(ticket)
+                self._wake_shrank()  # The next in line may go now.
 
-    async def wait_flushed(self) -> None:
+    async def wait_flushed(self, supervisor: Supervisor) -> None:
         """Wait until the buffer is empty and written; raise if the client stopped."""
         while self.buffer or self.flushing:
-            if self.error is not None:
-                raise self.error
+            self._check_running(supervisor)
             await self._shrank.wait()
-        if self.error is not None:
-            raise self.error
+        self._check_running(supervisor)
 
     # Public methods for the supervisor.
 
@@ -225,20 +247,23 @@ class Sender:
         """Write the buffer onto ``conn`` in order until empty or ``conn`` closes.
 
         Messages buffered meanwhile are written too: it returns with the
-        buffer empty (unless ``conn`` closed), so the caller can report the
-        client connected without any message overtaking another.
+        buffer empty (unless ``conn`` closed), so that new messages can go
+        straight to the connection without overtaking any.
         """
         buffer = self.buffer
         self.flushing = True
         try:
             while conn.is_open:
+                # Writes are shielded (see write_grace): cancellation is
+                # delivered here, between two messages.
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 item, expired = buffer.pop(anyio.current_time())
                 self._settled(expired)
                 if item is None:
                     return
                 self._wake_shrank()
                 self._update_stats()
-                await self._write(conn, item)  # type: ignore[arg-type]
+                await self._write(conn, item, shield=True)  # type: ignore[arg-type]
         finally:
             self.flushing = False
             self._update_stats()
@@ -261,14 +286,12 @@ class Sender:
         while True:
             grew = self._grew
             at = buffer.next_expiry()
-            if at is None:
+            # A message admitted late (its sender was blocked) may expire
+            # before the earliest seen so far: look again when one joins.
+            with anyio.move_on_at(math.inf if at is None else at):
                 await grew.wait()
                 continue
-            await anyio.sleep_until(at)
-            expired = buffer.expire(anyio.current_time())
-            if expired:
-                self._settled(expired)
-                self._wake_shrank()
+            self._settled(buffer.expire(anyio.current_time()))
 
     def stop(self, error: WSClientError) -> list[SendReceipt]:
         """The client stopped: settle every buffered message as DROPPED."""
@@ -280,7 +303,7 @@ class Sender:
             self._discarded += len(items)
             logger.warning(
                 "%d buffered messages were not sent before the client stopped "
-                "(see UndeliveredEvent)",
+                "(their receipts say DROPPED; see UndeliveredEvent)",
                 len(items),
             )
         self._update_stats()
@@ -290,9 +313,51 @@ class Sender:
 
     # Private methods.
 
-    async def _write(self, conn: Connection, receipt: SendReceipt) -> None:
+    def _check_running(self, supervisor: Supervisor) -> None:
+        if supervisor.error is not None:
+            raise supervisor.error
+        if self.error is not None:
+            raise self.error
+        if supervisor.close_requested.is_set() or supervisor.stopped.is_set():
+            raise ClientClosed()
+
+    def _new_receipt(
+        self, message: Data, key: Hashable | None, now: float
+    ) -> SendReceipt:
+        data: object = message
+        if not isinstance(data, str | bytes):
+            # A bytearray or memoryview: the caller may reuse it.
+            message = bytes(cast("bytearray", data))
+        ttl = self.buffer.ttl
+        receipt = SendReceipt(message, now, None if ttl is None else now + ttl, key)
+        self._check_size(receipt)
+        return receipt
+
+    def _check_size(self, receipt: SendReceipt) -> None:
+        """Refuse what the buffer could never hold, connected or not, so that
+        whether a send fails does not depend on the state of the link."""
+        if receipt.size > self.buffer.max_bytes:
+            raise ValueError(
+                f"message of {receipt.size} bytes exceeds buffer_max_bytes="
+                f"{self.buffer.max_bytes}: send smaller messages or raise "
+                f"buffer_max_bytes"
+            )
+
+    async def _write(
+        self, conn: Connection, receipt: SendReceipt, *, shield: bool = False
+    ) -> None:
         try:
-            await conn.send(receipt.data)
+            if shield:
+                with anyio.CancelScope(shield=True) as scope:
+                    scope.deadline = anyio.current_time() + self.write_grace
+                    await conn.send(receipt.data)
+                if scope.cancelled_caught:  # Cut mid-frame: the stream is corrupt.
+                    await conn.abort()
+                    receipt._end(Outcome.POSSIBLY_LOST)
+                    self.stats.sends_interrupted += 1
+                    return
+            else:
+                await conn.send(receipt.data)
         except ConnectionClosed:
             receipt._end(Outcome.POSSIBLY_LOST)
             self.stats.sends_interrupted += 1
@@ -301,6 +366,7 @@ class Sender:
         except BaseException:  # Cancelled while writing: it may have left.
             if receipt.outcome is None:
                 receipt._end(Outcome.POSSIBLY_LOST)
+                self.stats.sends_interrupted += 1
             raise
         receipt._end(Outcome.WRITTEN)
         stats = self.stats
@@ -315,6 +381,7 @@ class Sender:
             assert isinstance(item, SendReceipt)
             item._woken()
         self._update_stats()
+        self._wake_shrank()  # Some may have left the buffer: room, or empty.
 
     def _update_stats(self) -> None:
         stats, buffer = self.stats, self.buffer
@@ -347,6 +414,7 @@ def make_sender(
     overflow: OverflowPolicy,
     timeout: float | None,
     ttl: float | None,
+    write_grace: float,
 ) -> Sender:
     """The :class:`Sender` for the ``buffer_*`` options of a client, checked."""
     policies = {policy.value: policy for policy in Overflow}
@@ -366,7 +434,7 @@ def make_sender(
         )
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"buffer_{exc}") from None  # max_messages -> buffer_...
-    return Sender(buffer, stats, timeout)
+    return Sender(buffer, stats, timeout, write_grace)
 
 
 def check_drain_timeout(value: object) -> float:

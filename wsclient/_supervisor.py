@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ._router import Router
     from ._sending import Sender
 
-__all__ = ["MAX_UNDRAINED", "Supervisor"]
+__all__ = ["CALLBACK_GRACE", "MAX_UNDRAINED", "Supervisor"]
 
 logger = logging.getLogger("wsclient")
 
@@ -54,6 +54,12 @@ order: each connection's queue is bounded by ``max_queue``, so this bounds
 memory. Beyond it, the oldest connection's unread messages are dropped,
 counted in :attr:`Stats.messages_dropped` and logged.
 """
+
+
+CALLBACK_GRACE = 1.0
+"""Seconds ``on_undelivered`` callbacks may take when the client is unwinding
+(its ``async with`` block raised or was cancelled): long enough to log or
+persist what was not sent, short enough not to hold up the exit."""
 
 
 class Supervisor:
@@ -134,11 +140,17 @@ class Supervisor:
                 await self.callbacks.fire("undelivered", undelivered)
         except Exception as exc:  # A bug: report it rather than hang the client.
             logger.error("the wsclient supervisor crashed", exc_info=True)
+            while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+                exc = exc.exceptions[0]  # From the task group: the real error.
             failure = Failure(FailureKind.ERROR, reason=repr(exc), error=exc)
             self.error = ClientStopped(f"internal error: {exc!r}", failure)
         finally:
-            if self.undelivered is None:  # Cancelled, or crashed: no callbacks.
-                self._discard()
+            if self.undelivered is None:  # Cancelled, or crashed.
+                undelivered = self._discard()
+                if undelivered:
+                    # Unwinding: the callbacks still hear of it, briefly.
+                    with anyio.move_on_after(CALLBACK_GRACE, shield=True):
+                        await self.callbacks.fire("undelivered", undelivered)
             if self.state is not ClientState.CLOSED:
                 self._set_state(ClientState.CLOSED)
             self.stopped.set()
@@ -250,20 +262,27 @@ class Supervisor:
                     await tg.start(self.router.serve, conn)
                 else:
                     self._keep_for_consumer(conn)
-                # What was sent while disconnected, in order, before CONNECTED
-                # lets new sends go straight to the connection.
-                await self.sender.flush_to(conn)
-                if conn.is_open:  # Not lost while resubscribing or flushing.
-                    tg.start_soon(self.sender.keep_flushing, conn)
+                if conn.is_open:  # Not lost while resubscribing.
+                    # Until the buffer is flushed, only the callbacks write
+                    # directly (a raw client re-authenticates or resubscribes
+                    # there); everyone else queues behind the buffer.
+                    self.sender.flushing = True
                     self.conn = conn
                     self._set_state(ClientState.CONNECTED)
                     logger.info("connected to %s", self.url)
                     connected = ConnectEvent(self.url, attempt, reconnect)
-                    await self.callbacks.fire("connect", connected)
-                    if reconnect:
-                        downtime = now - (now if down_at is None else down_at)
-                        back = ReconnectEvent(attempt, downtime, self.url)
-                        await self.callbacks.fire("reconnect", back)
+                    try:
+                        await self.callbacks.fire("connect", connected)
+                        if reconnect:
+                            downtime = now - (now if down_at is None else down_at)
+                            back = ReconnectEvent(attempt, downtime, self.url)
+                            await self.callbacks.fire("reconnect", back)
+                        # What was sent while disconnected, in order; then new
+                        # sends go straight to the connection.
+                        await self.sender.flush_to(conn)
+                    finally:
+                        self.sender.flushing = False
+                    tg.start_soon(self.sender.keep_flushing, conn)
                 await conn.wait_closed()
                 if self.router is not None:
                     await self._hand_over(conn)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import DATA_OPCODES, Frame
+from websockets.protocol import State
 
 from .base import ConnectFailed, Connection, failure_from_exception
 from .closing import close_bound, close_failure
@@ -39,7 +40,7 @@ class _Connection(ClientConnection):
 
     @property
     def is_open(self) -> bool:
-        return self.protocol.state.name == "OPEN"
+        return self.protocol.state is State.OPEN
 
     @property
     def reading_paused(self) -> bool:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from websockets.frames import DATA_OPCODES, Frame
+from websockets.protocol import State
 from websockets.trio.client import ClientConnection, connect
 
 from .base import ConnectFailed, Connection, failure_from_exception
@@ -31,7 +32,7 @@ class _Connection(ClientConnection):
 
     @property
     def is_open(self) -> bool:
-        return self.protocol.state.name == "OPEN"
+        return self.protocol.state is State.OPEN
 
     @property
     def reading_paused(self) -> bool:

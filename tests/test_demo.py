@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,3 +187,13 @@ def test_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> N
         main(argv)
     assert info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_console_script() -> None:
+    """pip installs a ``wsclient`` command next to the interpreter; it runs the demo."""
+    script = shutil.which("wsclient", path=str(Path(sys.executable).parent))
+    assert script is not None, "the wsclient console script is not installed"
+    argv = [script, "demo", "--duration", "0.3", "--fault-rate", "0"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=3 * LONG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "result: OK" in summary_of(result.stdout)

@@ -41,6 +41,7 @@ from ._core.subscriptions import (
     Position as Position,
 )
 from ._exceptions import (
+    AuthenticationError as AuthenticationError,
     BufferFull as BufferFull,
     ClientClosed as ClientClosed,
     ClientStopped as ClientStopped,
@@ -66,6 +67,7 @@ __all__ = [
     "HANDSHAKE_STATUSES",
     "KIND_VERDICTS",
     "Acked",
+    "AuthenticationError",
     "BufferFull",
     "Client",
     "ClientClosed",

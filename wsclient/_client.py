@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    Self,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
 
 import anyio
 from websockets.http11 import USER_AGENT
@@ -29,7 +38,7 @@ from ._urls import UrlRotation, UrlSource
 
 if TYPE_CHECKING:
     import ssl as ssl_module
-    from collections.abc import Callable, Hashable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
     from types import TracebackType
 
     from ._adapters.base import ProtocolAdapter
@@ -43,6 +52,8 @@ logger = logging.getLogger("wsclient")
 _DATA_TYPES = (str, bytes, bytearray, memoryview)
 
 C = TypeVar("C", bound=Callback)
+
+HeadersLike: TypeAlias = "Mapping[str, str] | Sequence[tuple[str, str]]"
 
 
 class Client(PublishingMixin):
@@ -127,13 +138,20 @@ class Client(PublishingMixin):
         close_timeout: As in websockets: timeout of the closing handshake.
         max_size: As in websockets: maximum size of incoming messages.
         max_queue: As in websockets: high-water mark of the inbound queue.
-        additional_headers: As in websockets: extra handshake headers.
+        additional_headers: As in websockets: extra handshake headers; or a
+            callable (sync or async) returning them, called before every
+            attempt, to send a fresh token each time.
         subprotocols: As in websockets: subprotocols to offer.
         compression: As in websockets: ``"deflate"`` or None.
         ssl: As in websockets: an :class:`ssl.SSLContext` for ``wss://``.
         proxy: As in websockets: True (system settings), None, or a URL.
         user_agent_header: As in websockets: the User-Agent header, or None.
         origin: As in websockets: the Origin header, or None.
+        allow_insecure_credentials: Allow credentials (a token in the URL's
+            query, ``user:password@``, an ``Authorization``, ``Cookie`` or
+            other secret-looking header) over plain ``ws://`` to a host that
+            is not this machine. Refused by default: anyone on the path could
+            read them.
 
     Raises:
         TypeError: An argument has the wrong type.
@@ -186,13 +204,17 @@ class Client(PublishingMixin):
         max_size: int | tuple[int | None, int | None] | None = 2**20,
         max_queue: int | tuple[int | None, int | None] | None = 16,
         # Handshake and TLS (websockets)
-        additional_headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        additional_headers: HeadersLike
+        | Callable[[], HeadersLike | Awaitable[HeadersLike]]
+        | None = None,
         subprotocols: Sequence[str] | None = None,
         compression: str | None = "deflate",
         ssl: ssl_module.SSLContext | None = None,
         proxy: str | Literal[True] | None = True,
         user_agent_header: str | None = USER_AGENT,
         origin: str | None = None,
+        # Security
+        allow_insecure_credentials: bool = False,
     ) -> None:
         urls = UrlRotation(url)
         ws_options: dict[str, Any] = {
@@ -226,8 +248,10 @@ class Client(PublishingMixin):
             heartbeat_timeout=heartbeat_timeout,
             heartbeat_message=heartbeat_message,
             heartbeat_reply=heartbeat_reply,
+            allow_insecure_credentials=allow_insecure_credentials,
             websockets=ws_options,
         )
+        options.check_credentials(urls.static)
         if ssl is not None and urls.all_insecure():
             raise ValueError("ssl= needs a wss:// URL; drop ssl= or use wss://")
         callbacks = Callbacks()

@@ -6,6 +6,7 @@ The tree::
     ├── ClientClosed          send() / iteration after close(); a RuntimeError too
     ├── ClientStopped         the client stopped for good; ``.failure`` says why
     │   ├── ConnectionRejected  a fatal failure per the classification table
+    │   │   └── AuthenticationError  the server refused the credentials
     │   └── GaveUp              the stop strategy ran out; ``.attempts``, ``.downtime``
     ├── BufferFull            send() found the outbound buffer full (overflow "fail",
     │                         or "block" past ``buffer_timeout``)
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._core.subscriptions import Gap
 
 __all__ = [
+    "AuthenticationError",
     "BufferFull",
     "ClientClosed",
     "ClientStopped",
@@ -76,6 +78,18 @@ class ConnectionRejected(ClientStopped):
     handshake, close code 1008 (policy violation), or a TLS certificate that
     fails verification. The fields of :attr:`failure` (``status``, ``code``,
     ``reason``, ``headers``) say what the server answered.
+    """
+
+
+class AuthenticationError(ConnectionRejected):
+    """The server refused the credentials: a 401 or 403 at the handshake, an
+    authentication close code (1008, 4001, 4003...), or an error answer to
+    first-message authentication.
+
+    When the client can fetch fresh credentials (a URL provider, an
+    ``additional_headers`` callable, an ``auth`` provider), it tries once
+    more with them before raising this: a token may just have expired.
+    Retrying further would only hammer the server with a bad token.
     """
 
 

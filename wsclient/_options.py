@@ -7,6 +7,8 @@ line of a bot rather than at 3 a.m. on the first reconnect.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import math
 import ssl as ssl_module
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +20,7 @@ import tenacity
 from ._core.backoff import ExponentialJitter, StopStrategy, WaitStrategy
 from ._core.classify import Verdict
 from ._core.failure import Failure
+from ._secrets import RedactingLogger, header_items, insecure_credentials
 
 if TYPE_CHECKING:
     from websockets.typing import Data
@@ -53,6 +56,23 @@ def _limit(name: str, value: object) -> None:
         )
 
 
+_WEBSOCKETS_LOGGER = RedactingLogger(logging.getLogger("websockets.client"))
+
+
+def _check_headers(headers: object, what: str = "additional_headers") -> None:
+    problem = f"{what} must be a mapping or a list of (name, value) pairs"
+    if not isinstance(headers, Mapping | Sequence) or isinstance(headers, str | bytes):
+        raise TypeError(f"{problem}, or a callable returning one; got {headers!r}")
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for item in items:
+        if (
+            not isinstance(item, tuple)
+            or len(item) != 2
+            or not all(isinstance(part, str) for part in item)
+        ):
+            raise TypeError(f"{problem} of str; got the item {item!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """All the options of a client, validated. See :class:`wsclient.Client`."""
@@ -76,7 +96,10 @@ class Options:
     heartbeat_timeout: float | None = None
     heartbeat_message: Data | Callable[[], Data] = '{"type": "ping"}'
     heartbeat_reply: Callable[[Data], bool] | None = None
-    # websockets' connection options, passed through unchanged.
+    # Security
+    allow_insecure_credentials: bool = False
+    # websockets' connection options, passed through unchanged (except
+    # additional_headers, which may be a callable called per attempt).
     websockets: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -166,10 +189,8 @@ class Options:
         if proxy is not True and proxy is not None and not isinstance(proxy, str):
             raise TypeError("proxy must be True (system settings), None, or a URL str")
         headers = options.get("additional_headers")
-        if headers is not None and not isinstance(headers, Mapping | Sequence):
-            raise TypeError(
-                "additional_headers must be a mapping or a list of (name, value) pairs"
-            )
+        if headers is not None and not callable(headers):
+            _check_headers(headers)
 
     # Derived settings.
 
@@ -200,9 +221,57 @@ class Options:
 
         websockets' keepalive fails a half-open link with 1011 and then waits
         for ``close_timeout`` before the connection is reported closed; ours
-        aborts the TCP connection as soon as the pong is late.
+        aborts the TCP connection as soon as the pong is late. Its logger
+        redacts credentials (see :class:`~wsclient._secrets.RedactingLogger`).
         """
-        return {**self.websockets, "ping_interval": None, "ping_timeout": None}
+        return {
+            **self.websockets,
+            "ping_interval": None,
+            "ping_timeout": None,
+            "logger": _WEBSOCKETS_LOGGER,
+        }
+
+    async def websockets_options_now(self) -> dict[str, Any]:
+        """:meth:`websockets_options` for one attempt: an ``additional_headers``
+        callable (sync or async) is called now, so tokens can be refreshed."""
+        options = self.websockets_options()
+        headers = options.get("additional_headers")
+        if callable(headers):
+            headers = headers()
+            if inspect.isawaitable(headers):
+                headers = await headers
+            if headers is not None:
+                _check_headers(headers, "the additional_headers callable returned")
+            options["additional_headers"] = headers
+        return options
+
+    @property
+    def refreshes_credentials(self) -> bool:
+        """Whether each attempt fetches credentials afresh (a headers callable)."""
+        return callable(self.websockets.get("additional_headers"))
+
+    def insecure_credentials(self, url: str, options: Mapping[str, Any]) -> str | None:
+        """Why connecting to ``url`` with ``options`` would expose a credential."""
+        if self.allow_insecure_credentials:
+            return None
+        headers = header_items(options.get("additional_headers"))
+        return insecure_credentials(url, headers)
+
+    def check_credentials(self, urls: Sequence[str]) -> None:
+        """Refuse at construction what :meth:`insecure_credentials` would
+        refuse at every attempt: a URL or headers known in advance."""
+        headers = self.websockets.get("additional_headers")
+        if callable(headers):
+            headers = None  # Checked at each attempt.
+        if not isinstance(self.allow_insecure_credentials, bool):
+            raise TypeError(
+                "allow_insecure_credentials must be a bool, got "
+                f"{self.allow_insecure_credentials!r}"
+            )
+        for url in urls:
+            problem = self.insecure_credentials(url, {"additional_headers": headers})
+            if problem is not None:
+                raise ValueError(problem)
 
     @property
     def track_frames(self) -> bool:

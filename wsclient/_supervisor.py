@@ -25,7 +25,13 @@ from ._core.classify import Verdict, classify
 from ._core.events import ConnectEvent, DisconnectEvent, GiveUpEvent, ReconnectEvent
 from ._core.failure import Failure, FailureKind
 from ._core.state import ClientState, check_transition
-from ._exceptions import ClientClosed, ClientStopped, ConnectionRejected, GaveUp
+from ._exceptions import (
+    AuthenticationError,
+    ClientClosed,
+    ClientStopped,
+    ConnectionRejected,
+    GaveUp,
+)
 from ._heartbeat import Monitor
 from ._sending import UndeliveredEvent
 from ._transport.auto import get_opener
@@ -99,6 +105,7 @@ class Supervisor:
         self.stopped = anyio.Event()
         self._changed = anyio.Event()
         self._attempt_scope: anyio.CancelScope | None = None
+        self._auth_retried = False
         self._task_id: int | None = None
         self._opener = get_opener()
 
@@ -229,10 +236,18 @@ class Supervisor:
             except Exception as exc:
                 reason = f"url provider raised {exc!r}"
                 return Failure(FailureKind.ERROR, reason=reason, error=exc), None
+            try:
+                options = await self.options.websockets_options_now()
+            except Exception as exc:
+                reason = f"the additional_headers callable raised {exc!r}"
+                return Failure(FailureKind.ERROR, reason=reason, error=exc), None
+            insecure = self.options.insecure_credentials(url, options)
+            if insecure is not None:
+                return Failure(FailureKind.INSECURE, reason=insecure), None
             self.url = redact_url(url)
             try:
                 async with self._opener(
-                    url, self.options.websockets_options(), self.options.track_frames
+                    url, options, self.options.track_frames
                 ) as conn:
                     self._attempt_scope = None  # From now on close() is graceful.
                     monitor = await self._connected(conn, attempt, down_at)
@@ -268,6 +283,7 @@ class Supervisor:
                     # there); everyone else queues behind the buffer.
                     self.sender.flushing = True
                     self.conn = conn
+                    self._auth_retried = False  # The credentials worked.
                     self._set_state(ClientState.CONNECTED)
                     logger.info("connected to %s", self.url)
                     connected = ConnectEvent(self.url, attempt, reconnect)
@@ -335,6 +351,13 @@ class Supervisor:
                     MAX_UNDRAINED,
                 )
 
+    def _may_refresh_credentials(self) -> bool:
+        """Whether refused credentials deserve one more attempt: only once in
+        a row, and only when the next attempt fetches them afresh."""
+        return not self._auth_retried and (
+            self.urls.is_provider or self.options.refreshes_credentials
+        )
+
     def _verdict(self, failure: Failure) -> Verdict:
         default = classify(failure, time.time())
         hook = self.options.classify
@@ -356,11 +379,15 @@ class Supervisor:
             self.stats.last_close_code = failure.code
             self.stats.last_close_reason = failure.reason
         verdict = self._verdict(failure)
+        if verdict.auth and not verdict.retry and self._may_refresh_credentials():
+            self._auth_retried = True
+            logger.warning("%s: trying once more with fresh credentials", failure)
+            verdict = Verdict.again(verdict.why, verdict.delay)
         decision = self.policy.next_delay(anyio.current_time(), verdict.delay)
         if not verdict.retry:
-            error: ClientStopped = ConnectionRejected(
-                f"{failure}: {verdict.why}" if verdict.why else str(failure), failure
-            )
+            why = f"{failure}: {verdict.why}" if verdict.why else str(failure)
+            rejected = AuthenticationError if verdict.auth else ConnectionRejected
+            error: ClientStopped = rejected(why, failure)
         elif decision.delay is None:
             error = GaveUp(
                 f"gave up after {decision.attempt} attempts and "
@@ -402,5 +429,6 @@ class Supervisor:
             failure=failure,
             was_connected=monitor is not None,
             loop_blocked=None if monitor is None else monitor.loop_blocked,
+            error=self.error,
         )
         await self.callbacks.fire("disconnect", event)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeAlias
 
 from ._core.failure import Failure
+from ._secrets import redact_url
 
 __all__ = ["UrlProvider", "UrlRotation", "UrlSource", "check_url", "redact_url"]
 
@@ -37,22 +38,6 @@ def check_url(url: object, what: str = "url") -> str:
     return url
 
 
-def redact_url(url: str) -> str:
-    """Hide the password and query values of ``url``: they often hold tokens."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        query = "&".join(f"{k}=***" for k, _ in pairs) or "***"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
 class UrlRotation:
     """Yield the URL of each attempt; advance to the next one on every failure."""
 
@@ -71,6 +56,16 @@ class UrlRotation:
                 "url must be a ws:// or wss:// URL, a non-empty list of them, or a "
                 f"callable(attempt, last_failure) returning one; got {source!r}"
             )
+
+    @property
+    def is_provider(self) -> bool:
+        """True when a callable provides the URL of each attempt."""
+        return self._provider is not None
+
+    @property
+    def static(self) -> tuple[str, ...]:
+        """The URLs known in advance (none for a provider)."""
+        return self._urls
 
     def all_insecure(self) -> bool:
         """True when every URL is known in advance and none is wss://."""

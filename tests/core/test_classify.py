@@ -158,7 +158,8 @@ def test_kind_table_covers_every_other_kind() -> None:
 def test_kind_follows_table(kind: FailureKind, entry: tuple[bool, str]) -> None:
     """Every kind in KIND_VERDICTS gets the table's verdict and reason."""
     retry, why = entry
-    assert classify(Failure(kind), NOW) == Verdict(retry, None, why)
+    auth = kind is FailureKind.AUTH
+    assert classify(Failure(kind), NOW) == Verdict(retry, None, why, auth)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "AUTH_CLOSE_CODES",
+    "AUTH_STATUSES",
     "CLOSE_CODES",
     "HANDSHAKE_STATUSES",
     "KIND_VERDICTS",
@@ -42,11 +44,16 @@ class Verdict:
         delay: A minimum delay before the next attempt, in seconds, such as
             the server's ``Retry-After``; the backoff delay applies if longer.
         why: A short explanation, used in logs and in the exception when fatal.
+        auth: The server refused the credentials. The client then stops with
+            :exc:`~wsclient.AuthenticationError`, after one more attempt
+            when it can fetch fresh credentials (a URL provider, a headers
+            callable, an ``auth`` provider): a token may just have expired.
     """
 
     retry: bool
     delay: float | None = None
     why: str = ""
+    auth: bool = False
 
     @classmethod
     def fatal(cls, why: str = "") -> Verdict:
@@ -87,7 +94,17 @@ CLOSE_CODES: Final[Mapping[int, tuple[bool, str]]] = {
     3000: (FATAL, "unauthorized (registered code)"),
     3003: (FATAL, "forbidden (registered code)"),
     3008: (RETRY, "timeout (registered code)"),
+    4001: (FATAL, "unauthorized (a common application code)"),
+    4003: (FATAL, "forbidden (a common application code)"),
+    4401: (FATAL, "unauthorized (a common application code)"),
+    4403: (FATAL, "forbidden (a common application code)"),
 }
+
+AUTH_CLOSE_CODES: Final = frozenset({1008, 3000, 3003, 4001, 4003, 4401, 4403})
+"""Close codes that mean "credentials refused": :attr:`Verdict.auth`."""
+
+AUTH_STATUSES: Final = frozenset({401, 403})
+"""Handshake statuses that mean "credentials refused": :attr:`Verdict.auth`."""
 
 # Handshake statuses other than 101. Statuses not listed: 5xx retry, any other
 # status is fatal (a 4xx is an answer about the request, which does not change
@@ -121,6 +138,12 @@ KIND_VERDICTS: Final[Mapping[FailureKind, tuple[bool, str]]] = {
     FailureKind.HANDSHAKE: (RETRY, "invalid handshake response: may be a proxy"),
     FailureKind.NEGOTIATION: (FATAL, "subprotocol or extension negotiation failed"),
     FailureKind.INVALID_URL: (FATAL, "invalid WebSocket URL"),
+    FailureKind.AUTH: (FATAL, "the server refused the credentials"),
+    FailureKind.INSECURE: (
+        FATAL,
+        "credentials over plain ws:// to another machine: use wss://, or pass "
+        "allow_insecure_credentials=True if the network is trusted",
+    ),
     FailureKind.ERROR: (FATAL, "unexpected error"),
 }
 
@@ -136,11 +159,13 @@ def classify(failure: Failure, now: float) -> Verdict:
     if failure.kind is FailureKind.CLOSED:
         code = 1006 if failure.code is None else failure.code
         retry, why = CLOSE_CODES.get(code, (RETRY, "unknown close code"))
-        return Verdict(retry, None, f"close code {code}: {why}")
+        return Verdict(
+            retry, None, f"close code {code}: {why}", code in AUTH_CLOSE_CODES
+        )
     if failure.kind is FailureKind.STATUS:
         return _classify_status(failure, now)
     retry, why = KIND_VERDICTS[failure.kind]
-    return Verdict(retry, None, why)
+    return Verdict(retry, None, why, failure.kind is FailureKind.AUTH)
 
 
 def _classify_status(failure: Failure, now: float) -> Verdict:
@@ -150,7 +175,7 @@ def _classify_status(failure: Failure, now: float) -> Verdict:
     delay = None
     if status in RETRY_AFTER_STATUSES:
         delay = parse_retry_after(failure.headers.get("retry-after"), now)
-    return Verdict(retry, delay, f"HTTP {status}: {why}")
+    return Verdict(retry, delay, f"HTTP {status}: {why}", status in AUTH_STATUSES)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -43,6 +43,9 @@ class DisconnectEvent:
         loop_blocked: Seconds the event loop was blocked around a heartbeat
             timeout, when that is the likely cause: a long synchronous call in
             the application, not a dead server. None otherwise.
+        error: When the client stops on its own (``will_reconnect`` False,
+            not closed by the application), the exception it stops with,
+            e.g. :exc:`~wsclient.AuthenticationError`; None otherwise.
     """
 
     code: int | None
@@ -52,6 +55,7 @@ class DisconnectEvent:
     failure: Failure
     was_connected: bool
     loop_blocked: float | None = None
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,12 @@ class FailureKind(enum.Enum):
     """Subprotocol or extension negotiation failed: a configuration mismatch."""
     INVALID_URL = "invalid_url"
     """The URL (typically from a URL provider) is not a valid ws:// or wss:// URL."""
+    AUTH = "auth"
+    """The server refused the credentials in a message (first-message
+    authentication through the protocol adapter)."""
+    INSECURE = "insecure"
+    """Refused by the client: credentials would go over plain ws:// to a host
+    that is not this machine (see ``allow_insecure_credentials``)."""
     ERROR = "error"
     """Anything else: an unexpected exception, most likely a bug."""
 
@@ -70,9 +77,15 @@ class Failure:
     during_handshake: bool = False
 
     def __str__(self) -> str:
+        # The reason may come from the server (a close reason): escape control
+        # characters, which could forge or hide lines where this is logged.
+        reason = _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], self.reason)
         if self.kind is FailureKind.CLOSED:
             text = f"connection closed with code {self.code}"
-            return f"{text} ({self.reason})" if self.reason else text
+            return f"{text} ({reason})" if reason else text
         if self.kind is FailureKind.STATUS:
             return f"server rejected the handshake with HTTP {self.status}"
-        return f"{self.kind.value}: {self.reason}" if self.reason else self.kind.value
+        return f"{self.kind.value}: {reason}" if reason else self.kind.value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

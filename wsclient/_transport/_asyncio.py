@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 
-from .base import ConnectFailed, Connection, failure_from_exception
+from .base import ConnectFailed, Connection, StrictRedirects, failure_from_exception
 from .closing import close_bound, close_failure
 
 if TYPE_CHECKING:
@@ -85,6 +85,10 @@ class _TrackingConnection(_Connection):
         super().process_event(event)
 
 
+class _Connect(StrictRedirects, connect):
+    """websockets' connect, with :class:`StrictRedirects`."""
+
+
 @asynccontextmanager
 async def open_connection(
     url: str, options: dict[str, Any], track_frames: bool
@@ -92,7 +96,7 @@ async def open_connection(
     """Open a connection; raise :exc:`ConnectFailed` if the attempt fails."""
     factory = _TrackingConnection if track_frames else _Connection
     try:
-        ws = await connect(url, create_connection=factory, **options)
+        ws = await _Connect(url, create_connection=factory, **options)
     except Exception as exc:
         raise ConnectFailed(failure_from_exception(exc)) from exc
     assert isinstance(ws, _Connection)

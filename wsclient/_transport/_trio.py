@@ -10,7 +10,7 @@ from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 from websockets.trio.client import ClientConnection, connect
 
-from .base import ConnectFailed, Connection, failure_from_exception
+from .base import ConnectFailed, Connection, StrictRedirects, failure_from_exception
 from .closing import close_bound, close_failure
 
 if TYPE_CHECKING:
@@ -80,13 +80,17 @@ class _TrackingConnection(_Connection):
         super().process_event(event)
 
 
+class _Connect(StrictRedirects, connect):
+    """websockets' connect, with :class:`StrictRedirects`."""
+
+
 @asynccontextmanager
 async def open_connection(
     url: str, options: dict[str, Any], track_frames: bool
 ) -> AsyncIterator[Connection]:
     """Open a connection; raise :exc:`ConnectFailed` if the attempt fails."""
     factory = _TrackingConnection if track_frames else _Connection
-    manager = connect(url, create_connection=factory, **options)
+    manager = _Connect(url, create_connection=factory, **options)
     try:
         ws = await manager.__aenter__()
     except Exception as exc:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from websockets.datastructures import Headers
 from websockets.exceptions import (
     ConnectionClosed as ConnectionClosed,
     InvalidHandshake,
@@ -20,8 +21,17 @@ from websockets.exceptions import (
     NegotiationError,
 )
 from websockets.typing import Data as Data
+from websockets.uri import parse_uri
 
 from .._core.failure import Failure, FailureKind
+from .._secrets import (
+    REDACTED,
+    header_items,
+    is_sensitive_header,
+    redact_text,
+    redact_url,
+    strip_sensitive,
+)
 
 __all__ = [
     "ConnectFailed",
@@ -29,6 +39,7 @@ __all__ = [
     "ConnectionClosed",
     "Data",
     "Opener",
+    "StrictRedirects",
     "failure_from_exception",
 ]
 
@@ -99,12 +110,61 @@ Opener = Callable[[str, dict[str, Any], bool], AbstractAsyncContextManager[Conne
 """``opener(url, websockets_options, track_frames)`` → ``async with`` a Connection."""
 
 
+class StrictRedirects:
+    """Mixin for websockets' ``connect``: redirects never carry credentials
+    to another origin.
+
+    websockets already refuses a redirect from wss:// to ws:// and drops
+    ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` on a
+    cross-origin redirect; this drops every header that looks like a
+    credential (``X-Api-Key``, ``X-Auth-Token``...) too.
+    """
+
+    additional_headers: Any
+    ws_uri: Any
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        old = self.ws_uri
+        result: Exception | str = super().process_redirect(exc)  # type: ignore[misc]
+        if isinstance(result, str) and self.additional_headers is not None:
+            new = parse_uri(result)
+            if (old.secure, old.host, old.port) != (new.secure, new.host, new.port):
+                items = header_items(self.additional_headers)
+                self.additional_headers = Headers(strip_sensitive(items))
+        return result
+
+
+def scrub(exc: BaseException) -> None:
+    """Redact URLs in the messages of ``exc`` and its causes, in place.
+
+    websockets' ``InvalidURI`` prints the whole URI and redirect errors print
+    the new one: a token in the query would reach a traceback or a log.
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, InvalidURI):
+            cause.uri = redact_url(cause.uri)
+        elif cause.args and any(
+            isinstance(arg, str) and "://" in arg for arg in cause.args
+        ):
+            cause.args = tuple(
+                redact_text(arg) if isinstance(arg, str) else arg for arg in cause.args
+            )
+
+
 def failure_from_exception(exc: BaseException) -> Failure:
-    """Translate an exception raised while connecting into a :class:`Failure`."""
+    """Translate an exception raised while connecting into a :class:`Failure`.
+
+    Secrets in the exception's messages are redacted first (see :func:`scrub`),
+    and so are credential headers of the response (``Set-Cookie``).
+    """
+    scrub(exc)
     reason = str(exc)
     if isinstance(exc, InvalidStatus):
         response = exc.response
-        headers = {k.lower(): v for k, v in response.headers.raw_items()}
+        headers = {
+            k.lower(): REDACTED if _secret_response_header(k) else v
+            for k, v in response.headers.raw_items()
+        }
         return Failure(
             FailureKind.STATUS,
             status=response.status_code,
@@ -117,6 +177,11 @@ def failure_from_exception(exc: BaseException) -> Failure:
     if kind is FailureKind.REFUSED:  # The same words on both backends.
         reason = "connection refused"
     return Failure(kind, reason=reason, error=exc, during_handshake=True)
+
+
+def _secret_response_header(name: str) -> bool:
+    # WWW-Authenticate says why credentials were refused, and holds none.
+    return is_sensitive_header(name) and name.lower() != "www-authenticate"
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

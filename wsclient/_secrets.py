@@ -1,0 +1,190 @@
+"""Keeping credentials out of logs, messages and plain-text connections.
+
+Bots put tokens in two places: the URL (``?token=...``, ``user:pass@``) and
+handshake headers (``Authorization``, ``Cookie``, ``X-Api-Key``). Both end up
+where they should not unless every output path redacts them: websockets'
+own DEBUG log prints the request line and every header, its ``InvalidURI``
+prints the whole URI, and a redirect's error names the new URI. This module
+has the rules (what is a credential, what is loopback) and the redactors;
+the transport applies them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from websockets.frames import DATA_OPCODES, Frame
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, MutableMapping
+
+__all__ = [
+    "REDACTED",
+    "RedactingLogger",
+    "carries_credentials",
+    "header_items",
+    "insecure_credentials",
+    "is_loopback",
+    "is_sensitive_header",
+    "redact_text",
+    "redact_url",
+    "strip_sensitive",
+]
+
+REDACTED = "***"
+
+_SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie"}
+)
+# Names that suggest a secret, in headers (x-api-key, x-auth-token) and in
+# query strings (token, access_token, api_key, sig, password, jwt...).
+_SECRET_WORDS = re.compile(
+    r"auth|token|key|secret|pass|pwd|sig|session|cookie|credential|jwt|bearer",
+    re.IGNORECASE,
+)
+_URL_IN_TEXT = re.compile(r"\b(?:wss?|https?)://[^\s'\"<>]+", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def is_sensitive_header(name: str) -> bool:
+    """Whether a header may carry a credential, judging by its name."""
+    lower = name.lower()
+    return lower in _SENSITIVE_HEADERS or bool(_SECRET_WORDS.search(lower))
+
+
+def header_items(headers: object) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs of a mapping or a sequence of pairs."""
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    raw_items = getattr(headers, "raw_items", None)  # websockets.Headers
+    if callable(raw_items):
+        return [(str(k), str(v)) for k, v in raw_items()]
+    return [(str(k), str(v)) for k, v in headers]  # type: ignore[attr-defined]
+
+
+def strip_sensitive(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers without those that may carry a credential."""
+    return [(k, v) for k, v in headers if not is_sensitive_header(k)]
+
+
+def redact_url(url: str) -> str:
+    """Hide the password and query values of ``url``: they often hold tokens.
+
+    Query *names* stay, so that a log still says which parameters were sent.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc
+    if password is not None:
+        netloc = netloc.replace(f":{password}@", f":{REDACTED}@", 1)
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = "&".join(f"{k}={REDACTED}" for k, _ in pairs) or REDACTED
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_text(text: str) -> str:
+    """Redact every URL in free text and escape control characters.
+
+    For messages built from exceptions and from what a server sent (a close
+    reason): a URL may carry a token, and a control character (a newline,
+    an ANSI escape) could forge or hide log lines.
+    """
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+
+
+def carries_credentials(url: str, headers: Iterable[tuple[str, str]]) -> str | None:
+    """What in ``url`` or ``headers`` looks like a credential, or None."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is not None or parts.username:
+        return "credentials in the URL (user:password@)"
+    for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_WORDS.search(name):
+            return f"the query parameter {name!r}"
+    for name, _ in headers:
+        if is_sensitive_header(name):
+            return f"the {name!r} header"
+    return None
+
+
+def insecure_credentials(
+    url: str, headers: Iterable[tuple[str, str]], auth: bool = False
+) -> str | None:
+    """Why sending these credentials over ``url`` would expose them, or None.
+
+    Plain ``ws://`` to another machine sends them in clear text, readable by
+    anyone on the path. Loopback traffic never leaves the machine.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "ws" or is_loopback(parts.hostname):
+        return None
+    what = carries_credentials(url, headers)
+    if what is None and auth:
+        what = "the auth credentials"
+    if what is None:
+        return None
+    return (
+        f"{what} would be sent in clear text over ws:// to {parts.hostname}: "
+        f"use wss://, or pass allow_insecure_credentials=True if the network "
+        f"is trusted"
+    )
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine: traffic to it never leaves it."""
+    if not host:
+        return False
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger handed to websockets: its DEBUG lines, redacted.
+
+    websockets logs ``> GET <path> HTTP/1.1`` (the query may hold a token),
+    every request and response header (``Authorization``, ``Cookie``,
+    ``Set-Cookie``), and every frame. Outgoing data frames show only their
+    type and size: what a client sends may be a first-message credential.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            super().log(level, msg, *_redact_args(msg, args), **kwargs)
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        return msg, kwargs
+
+
+def _redact_args(msg: object, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    if msg == "> GET %s HTTP/1.1" and args:
+        return (redact_url(f"ws://host{args[0]}").removeprefix("ws://host"),)
+    if msg in ("> %s: %s", "< %s: %s") and len(args) == 2:
+        name, value = args
+        return (name, REDACTED if is_sensitive_header(str(name)) else value)
+    if msg == "> %s" and args and isinstance(args[0], Frame):
+        frame = args[0]
+        if frame.opcode in DATA_OPCODES:
+            return (f"{frame.opcode.name} [{len(frame.data)} bytes, not logged]",)
+    return tuple(redact_text(a) if isinstance(a, str) else a for a in args)

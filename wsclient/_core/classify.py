@@ -139,11 +139,7 @@ KIND_VERDICTS: Final[Mapping[FailureKind, tuple[bool, str]]] = {
     FailureKind.NEGOTIATION: (FATAL, "subprotocol or extension negotiation failed"),
     FailureKind.INVALID_URL: (FATAL, "invalid WebSocket URL"),
     FailureKind.AUTH: (FATAL, "the server refused the credentials"),
-    FailureKind.INSECURE: (
-        FATAL,
-        "credentials over plain ws:// to another machine: use wss://, or pass "
-        "allow_insecure_credentials=True if the network is trusted",
-    ),
+    FailureKind.INSECURE: (FATAL, "credentials would travel in clear text"),
     FailureKind.ERROR: (FATAL, "unexpected error"),
 }
 

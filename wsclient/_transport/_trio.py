@@ -90,8 +90,9 @@ async def open_connection(
 ) -> AsyncIterator[Connection]:
     """Open a connection; raise :exc:`ConnectFailed` if the attempt fails."""
     factory = _TrackingConnection if track_frames else _Connection
-    manager = _Connect(url, create_connection=factory, **options)
     try:
+        # Constructing it parses the URL: InvalidURI is an attempt's failure.
+        manager = _Connect(url, create_connection=factory, **options)
         ws = await manager.__aenter__()
     except Exception as exc:
         raise ConnectFailed(failure_from_exception(exc)) from exc

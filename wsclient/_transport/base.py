@@ -143,9 +143,7 @@ def scrub(exc: BaseException) -> None:
     for cause in _causes(exc):
         if isinstance(cause, InvalidURI):
             cause.uri = redact_url(cause.uri)
-        elif cause.args and any(
-            isinstance(arg, str) and "://" in arg for arg in cause.args
-        ):
+        if any(isinstance(arg, str) and "://" in arg for arg in cause.args):
             cause.args = tuple(
                 redact_text(arg) if isinstance(arg, str) else arg for arg in cause.args
             )

@@ -13,6 +13,7 @@ Write your own by implementing :class:`ProtocolAdapter`; see
 from __future__ import annotations
 
 import json
+import reprlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -31,6 +32,8 @@ __all__ = [
     "SubscribeFailed",
     "Subscribed",
     "Unsubscribed",
+    "describe",
+    "encode_json",
     "json_object",
 ]
 
@@ -120,6 +123,62 @@ def json_object(message: Data) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return fields if isinstance(fields, dict) else None
+
+
+def encode_json(value: Any, what: str) -> str:
+    """Serialize an outgoing request as strict JSON, or say what is wrong.
+
+    For adapters of JSON protocols. Strict JSON has no NaN or infinity: a
+    server that parses it strictly (such as the reference server) would not
+    recognise the request, and the client would wait for an answer in vain.
+
+    Args:
+        value: The request.
+        what: What the caller passed that may be wrong, for the message
+            (``"subscribe params"``, ``"publish data"``).
+
+    Raises:
+        TypeError: ``value`` holds something that is not JSON-serializable.
+        ValueError: ``value`` holds NaN or an infinity, a circular reference,
+            an integer of more than 4300 digits, or nesting too deep.
+    """
+    try:
+        return _STRICT.encode(value)
+    except TypeError as exc:
+        raise TypeError(
+            f"{what} must be JSON-serializable (dict with str keys, list, str, "
+            f"int, float, bool or None): {exc}"
+        ) from exc
+    except ValueError as exc:
+        raise ValueError(
+            f"{what} must be strict JSON (finite numbers, no circular "
+            f"references): {exc}"
+        ) from exc
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to serialize") from None
+
+
+def describe(value: object) -> str:
+    """Describe a value from the wire, such as an error, for a message.
+
+    A str is returned as is; anything else as a short repr, bounded however
+    large or deeply nested ``value`` is (``repr()`` of a hostile server's
+    error could be megabytes long, or raise :exc:`RecursionError`). Never
+    raises.
+    """
+    if isinstance(value, str):
+        return value
+    try:
+        return _SHORT.repr(value)
+    except Exception:  # Such as an int too long to print: no details then.
+        return f"<{type(value).__name__}>"
+
+
+_STRICT = json.JSONEncoder(allow_nan=False)
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 3
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 80
 
 
 class ProtocolAdapter(Protocol):

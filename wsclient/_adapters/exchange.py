@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from .base import Acked, Publication, Routed, SubscribeFailed, json_object
+from .base import (
+    Acked,
+    Publication,
+    Routed,
+    SubscribeFailed,
+    describe,
+    encode_json,
+    json_object,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -34,6 +41,10 @@ class ExchangeProtocol:
         unsubscribe_method: Value that unsubscribes.
         channel_key: Field naming the channel in publications.
         data_key: Field holding the payload in publications.
+
+    Raises:
+        TypeError: An argument is not a str.
+        ValueError: An argument is an empty str.
     """
 
     def __init__(
@@ -45,6 +56,19 @@ class ExchangeProtocol:
         channel_key: str = "stream",
         data_key: str = "data",
     ) -> None:
+        for name, value in (
+            ("method_key", method_key),
+            ("subscribe_method", subscribe_method),
+            ("unsubscribe_method", unsubscribe_method),
+            ("channel_key", channel_key),
+            ("data_key", data_key),
+        ):
+            if not isinstance(value, str) or not value:
+                error = ValueError if isinstance(value, str) else TypeError
+                raise error(
+                    f"{name} must be a non-empty str (the field name or value "
+                    f"your server uses), got {value!r}"
+                )
         self.method_key = method_key
         self.subscribe_method = subscribe_method
         self.unsubscribe_method = unsubscribe_method
@@ -86,13 +110,12 @@ class ExchangeProtocol:
         if error is not None:
             text = error.get("msg") if isinstance(error, dict) else error
             return SubscribeFailed(
-                request_id, text if isinstance(text, str) else repr(error)
+                request_id, text if isinstance(text, str) else describe(error)
             )
         if "result" in fields:
             return Acked(request_id)
         return None
 
     def _request(self, method: str, channel: str, request_id: int) -> str:
-        return json.dumps(
-            {self.method_key: method, "params": [channel], "id": request_id}
-        )
+        request = {self.method_key: method, "params": [channel], "id": request_id}
+        return encode_json(request, f"{method} arguments")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from .base import (
@@ -12,11 +11,13 @@ from .base import (
     Subscribed,
     SubscribeFailed,
     Unsubscribed,
+    describe,
+    encode_json,
     json_object,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from websockets.typing import Data
 
@@ -51,18 +52,25 @@ class ReferenceProtocol:
         since: Position | None,
         request_id: int,
     ) -> Data:
-        """``subscribe`` with ``since`` when resuming; ``params`` are added as is."""
+        """``subscribe`` with ``since`` when resuming; ``params`` are added as is.
+
+        Raises:
+            TypeError: ``params`` cannot be serialized as JSON.
+            ValueError: ``params`` hold NaN or infinity, which the server
+                would refuse (strict JSON).
+        """
         request: dict[str, Any] = {**params, "type": "subscribe", "channel": channel}
         request["id"] = request_id
         if since is not None:
             request["since"] = {"epoch": since.epoch, "offset": since.offset}
-        return json.dumps(request)
+        return encode_json(request, "subscribe params")
 
     def unsubscribe(
         self, channel: str, params: Mapping[str, Any], request_id: int
     ) -> Data:
         """``unsubscribe`` of ``channel``."""
-        return json.dumps({"type": "unsubscribe", "channel": channel, "id": request_id})
+        request = {"type": "unsubscribe", "channel": channel, "id": request_id}
+        return encode_json(request, "unsubscribe arguments")
 
     def publish(self, channel: str, data: Any, msg_id: str, request_id: int) -> Data:
         """``publish`` with an ``id`` (to get an ``ack``) and a ``msg_id``.
@@ -72,23 +80,22 @@ class ReferenceProtocol:
             ValueError: ``data`` holds NaN or infinity, which the server
                 would refuse (strict JSON).
         """
-        return json.dumps(
-            {
-                "type": "publish",
-                "channel": channel,
-                "data": data,
-                "id": request_id,
-                "msg_id": msg_id,
-            },
-            allow_nan=False,
-        )
+        request = {
+            "type": "publish",
+            "channel": channel,
+            "data": data,
+            "id": request_id,
+            "msg_id": msg_id,
+        }
+        return encode_json(request, "publish data")
 
     def route(self, message: Data) -> Routed | None:
         """Classify by the ``type`` field; anything malformed is not ours."""
         fields = json_object(message)
         if fields is None:
             return None
-        route = _ROUTES.get(fields.get("type"))  # type: ignore[arg-type]
+        kind = fields.get("type")
+        route = _ROUTES.get(kind) if isinstance(kind, str) else None
         return None if route is None else route(fields)
 
 
@@ -136,10 +143,9 @@ def _subscribed(fields: dict[str, Any]) -> Subscribed:
 
 
 def _subscribe_error(fields: dict[str, Any]) -> SubscribeFailed:
-    error = fields.get("error")
     return SubscribeFailed(
         _int(fields.get("id")),
-        error if isinstance(error, str) else repr(error),
+        describe(fields.get("error")),
         _str(fields.get("channel")),
     )
 
@@ -151,12 +157,12 @@ def _unsubscribed(fields: dict[str, Any]) -> Unsubscribed:
 def _ack(fields: dict[str, Any]) -> Acked:
     return Acked(
         _int(fields.get("id")),
-        _int(fields.get("offset")),
+        _offset(fields.get("offset")),
         fields.get("duplicate") is True,
     )
 
 
-_ROUTES: dict[str, Any] = {
+_ROUTES: dict[str, Callable[[dict[str, Any]], Routed | None]] = {
     "pub": _pub,
     "subscribed": _subscribed,
     "subscribe_error": _subscribe_error,

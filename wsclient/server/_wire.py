@@ -13,8 +13,9 @@ tests that run against it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeGuard
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,6 +37,11 @@ MAX_MSG_ID_LENGTH: Final = 200
 MAX_OFFSET: Final = 2**53
 """Largest offset a client may resume from: the largest integer that every
 JSON parser (JavaScript's included) represents exactly."""
+
+MAX_ECHO_LENGTH: Final = 1000
+"""Longest ``channel`` or ``id``, in characters of JSON, that an error reply
+echoes back: an error must not send back an unbounded input (the channel is
+the very field that may be wrong)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +103,23 @@ Action = Reply | Broadcast | StreamJob | ChannelCommand
 def interpret(text: str) -> Action | None:
     """Decide what to do with one incoming text message.
 
+    It never raises: whatever a client sends gets an action, an error reply,
+    or the echo. Every reply it builds is strict JSON, and an error reply
+    echoes the command's ``channel`` and ``id`` only when they are at most
+    :data:`MAX_ECHO_LENGTH` characters of JSON.
+
     Args:
         text: The complete, decoded text message.
 
     Returns:
         The action to carry out, or :obj:`None` when the message is not a
-        known command: the caller must then echo it back verbatim.
+        known command: the caller must then echo it back verbatim. That
+        includes text that is not strict JSON (``NaN``, ``Infinity``, a
+        number beyond a double's range, such as ``1e400``, or an integer of
+        more than 4300 digits): re-serializing it would send invalid JSON.
     """
     try:
-        message = json.loads(text)
+        message = _DECODER.decode(text)
     except (ValueError, RecursionError):
         # RecursionError: deeply nested JSON from a hostile client. It is not a
         # command, so it gets the same treatment as any other non-JSON text.
@@ -114,7 +128,15 @@ def interpret(text: str) -> Action | None:
         return None
     kind = message.get("type")
     command = _COMMANDS.get(kind) if isinstance(kind, str) else None
-    return None if command is None else command(message)
+    if command is None:
+        return None
+    try:
+        return command(message)
+    except RecursionError:
+        # json.loads() accepted the nesting, but serializing it again needs a
+        # few more stack frames, so a message nested just below the parser's
+        # limit cannot be re-serialized: it is treated as the parser would.
+        return None
 
 
 def stream_message(seq: int, data: str) -> str:
@@ -129,8 +151,11 @@ def stream_message(seq: int, data: str) -> str:
 
 
 def error(text: str, tag: dict[str, Any] | None = None) -> Reply:
-    """Build the reply sent for a malformed command, with its ``id`` if any."""
-    return Reply(_dumps({"type": "error", **(tag or {}), "error": text}))
+    """Build the reply sent for a malformed command, with its ``id`` if any.
+
+    The ``id`` is left out when its JSON is longer than :data:`MAX_ECHO_LENGTH`.
+    """
+    return Reply(_dumps({"type": "error", **_bounded(tag or {}), "error": text}))
 
 
 def channel_problem(channel: object) -> str | None:
@@ -180,20 +205,56 @@ def channel_reply(kind: str, channel: str, tag: dict[str, Any], **fields: Any) -
 
 
 def dumps(value: Any) -> str:
-    """Serialize compactly, as every reply is.
+    """Serialize compactly, as every reply is, in strict JSON.
 
     Raises:
         TypeError: If ``value`` is not JSON-serializable.
-        ValueError: If it contains a circular reference.
+        ValueError: If it contains NaN or an infinity (which strict JSON
+            cannot represent, so clients would fail to parse it), a circular
+            reference, an integer of more than 4300 digits, or nesting too
+            deep to serialize.
     """
-    return _dumps(value)
+    try:
+        return _dumps(value)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
 
 
 # Private helpers, one per command.
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _ENCODER.encode(value)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid in strict JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a double")
+    return value
+
+
+# Strict JSON both ways: Python's json module reads and writes NaN and
+# Infinity by default, which other parsers (JavaScript's, and the client's
+# strict adapters) refuse. Built once: json.loads() and json.dumps() with
+# options build a new decoder or encoder on every call.
+_DECODER: Final = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float
+)
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _bounded(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields whose JSON is short enough to echo back in an error reply."""
+    return {
+        name: value
+        for name, value in fields.items()
+        if len(_dumps(value)) <= MAX_ECHO_LENGTH
+    }
 
 
 def _echo(message: dict[str, Any]) -> Action:
@@ -285,9 +346,11 @@ def _command_error(
     kind: str, message: dict[str, Any], tag: dict[str, Any], problem: str
 ) -> Reply:
     # The channel comes back as sent, valid or not, so that the client can
-    # match the error to its request even when the name itself is the problem.
+    # match the error to its request even when the name itself is the problem;
+    # but not when it is huge, which would make the error reply unbounded.
     channel = {"channel": message["channel"]} if "channel" in message else {}
-    return Reply(_dumps({"type": kind, **channel, **tag, "error": problem}))
+    echoed = _bounded({**channel, **tag})
+    return Reply(_dumps({"type": kind, **echoed, "error": problem}))
 
 
 def _is_int_between(value: object, upper: int) -> TypeGuard[int]:

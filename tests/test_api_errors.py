@@ -114,17 +114,12 @@ REF = ReferenceProtocol()
 NOT_RUNNING = [
     # Client.on
     case("on-unknown-event", lambda: on("connected", print), ValueError, "one of"),
-    case("on-event-none", lambda: on(None, print), ValueError, "event name must be"),
+    case("on-event-none", lambda: on(None, print), TypeError, "event name must be"),
     case(
         "on-event-unhashable",
         lambda: on(["connect"], print),
         TypeError,
         "event name must be",
-        bug(
-            "_callbacks.py Callbacks.add: `name not in self._by_name` raises the "
-            "bare TypeError \"unhashable type: 'list'\" for client.on(['connect'], f); "
-            "check isinstance(name, str) first and say which names are valid"
-        ),
     ),
     case("on-not-callable", lambda: on("connect", 5), TypeError, "must be callable"),
     case(
@@ -199,36 +194,18 @@ NOT_RUNNING = [
         lambda: subscribe("c", markers="no"),
         TypeError,
         "markers must be a bool",
-        bug(
-            "_subscribing.py subscribe(): markers is passed through bool(), so "
-            "markers='no' (or 'false', or 1) silently turns markers ON; check "
-            "isinstance(markers, bool)"
-        ),
     ),
     case(
         "sub-params-not-json",
         lambda: subscribe("c", token=object()),
         TypeError,
         "JSON",
-        bug(
-            "_subscribing.py subscribe(): params are not encoded until the "
-            "router subscribes on a connection, so subscribe('c', x=object()) "
-            "is accepted, and the TypeError then crashes the client on connect "
-            "(ClientStopped 'internal error', every subscription failed); build "
-            "the request once at the call, as _publishing.py _enqueue() does, "
-            "e.g. adapter.subscribe(channel, params, None, 0)"
-        ),
     ),
     case(
         "sub-params-nan",
         lambda: subscribe("c", depth=math.nan),
         ValueError,
         "strict JSON",
-        bug(
-            "_subscribing.py subscribe(): as for sub-params-not-json: the "
-            "ValueError of the adapter (NaN is not JSON) comes on connect, in "
-            "the router's task, and stops the client"
-        ),
     ),
     # Client.publish_nowait (Client.publish shares its checks; see below).
     case("pub-channel-int", lambda: publish_nowait(5, 1), TypeError, "non-empty str"),
@@ -347,89 +324,54 @@ NOT_RUNNING = [
         lambda: ExponentialJitter(initial=-1),
         ValueError,
         "initial",
-        bug(
-            "_core/backoff.py ExponentialJitter.__init__ validates nothing: "
-            "initial=-1 gives negative delays (clamped to 0: a tight reconnect "
-            "loop), although Client(backoff_initial=-1) is refused; reuse the "
-            "_options.py checks for initial, maximum, multiplier and jitter"
-        ),
     ),
     case(
         "jitter-initial-str",
         lambda: ExponentialJitter(initial="1"),  # type: ignore[arg-type]
         TypeError,
         "initial",
-        bug(
-            "_core/backoff.py ExponentialJitter('1') is accepted; the TypeError "
-            "comes at the first reconnection, inside the supervisor"
-        ),
     ),
     case(
         "jitter-jitter-2",
         lambda: ExponentialJitter(jitter=2),
         ValueError,
         "jitter",
-        bug(
-            "_core/backoff.py ExponentialJitter(jitter=2) is accepted: half of "
-            "the delays come out negative, i.e. 0 s, with no backoff"
-        ),
     ),
     case(
         "jitter-multiplier-half",
         lambda: ExponentialJitter(multiplier=0.5),
         ValueError,
         "multiplier",
-        bug("_core/backoff.py ExponentialJitter(multiplier=0.5) is accepted"),
     ),
     case(
         "verdict-delay-str",
         lambda: Verdict(retry=True, delay="5"),  # type: ignore[arg-type]
         TypeError,
         "delay",
-        bug(
-            "_core/classify.py Verdict validates nothing: a classify hook that "
-            "returns Verdict(retry=True, delay='5') crashes the supervisor at "
-            "the next failure ('the wsclient supervisor crashed'; the client "
-            "hangs); check the fields in __post_init__, or in "
-            "_supervisor.py _verdict() next to its isinstance check"
-        ),
     ),
     case(
         "verdict-retry-str",
         lambda: Verdict(retry="no"),  # type: ignore[arg-type]
         TypeError,
         "retry",
-        bug(
-            "_core/classify.py Verdict(retry='no') is accepted and, being "
-            "truthy, means retry"
-        ),
     ),
     case(
         "verdict-delay-negative",
         lambda: Verdict.again("slow down", delay=-1),
         ValueError,
         "delay",
-        bug("_core/classify.py Verdict.again(delay=-1) is accepted"),
     ),
     case(
         "position-offset-str",
         lambda: Position("e", "1"),  # type: ignore[arg-type]
         TypeError,
         "offset",
-        bug(
-            "_core/subscriptions.py Position('e', '1') is accepted (a frozen "
-            "dataclass without checks); ordering such positions raises later"
-        ),
     ),
     case(
         "failure-kind-str",
         lambda: Failure("closed"),  # type: ignore[arg-type]
         TypeError,
         "FailureKind",
-        bug(
-            "_core/failure.py Failure('closed') is accepted (a frozen dataclass "
-            "without checks); classify() then raises KeyError: 'closed'"
-        ),
     ),
 ]
 
@@ -467,14 +409,6 @@ def test_valid_arguments_are_accepted() -> None:
 # With a running client: both backends, the reference server.
 
 
-def fail_timeout(name: str) -> pytest.MarkDecorator:
-    return bug(
-        f"_client.py {name}() passes timeout to anyio.fail_after() unchecked: "
-        "a negative one is accepted, a str or NaN gets anyio's message "
-        '("unsupported operand type(s)", "deadline must not be NaN")'
-    )
-
-
 RUNNING = [
     # Client.send
     case(
@@ -497,12 +431,6 @@ RUNNING = [
         lambda c: c.send("x", key=["k"]),
         TypeError,
         "key must be hashable",
-        bug(
-            "_sending.py Sender.send(): key=['k'] is accepted while connected "
-            "with nothing buffered (fast path), and raises the bare TypeError "
-            "\"unhashable type: 'list'\" from the buffer otherwise: whether send() "
-            "fails depends on the link; check hash(key) first, with a message"
-        ),
     ),
     # Client.flush / Client.wait_connected
     case(
@@ -510,42 +438,36 @@ RUNNING = [
         lambda c: c.flush(timeout=-1),
         ValueError,
         "timeout",
-        fail_timeout("flush"),
     ),
     case(
         "flush-str",
         lambda c: c.flush(timeout="1"),
         TypeError,
         "timeout",
-        fail_timeout("flush"),
     ),
     case(
         "flush-nan",
         lambda c: c.flush(timeout=math.nan),
         ValueError,
         "timeout",
-        fail_timeout("flush"),
     ),
     case(
         "wait_connected-negative",
         lambda c: c.wait_connected(timeout=-1),
         ValueError,
         "timeout",
-        fail_timeout("wait_connected"),
     ),
     case(
         "wait_connected-str",
         lambda c: c.wait_connected(timeout="1"),
         TypeError,
         "timeout",
-        fail_timeout("wait_connected"),
     ),
     case(
         "wait_connected-nan",
         lambda c: c.wait_connected(timeout=math.nan),
         ValueError,
         "timeout",
-        fail_timeout("wait_connected"),
     ),
     # Client.publish / publish_nowait on a running client
     case("publish-channel-int", lambda c: c.publish(5, 1), TypeError, "non-empty str"),

@@ -69,8 +69,12 @@ async def run_chaos(
 
     async def publish() -> None:
         nonlocal published
-        # A new subscription starts at the channel's present: publish after it.
-        await server.wait_for(lambda n: n.subscriptions_open == len(channels))
+        # A new subscription starts at the channel's present, as the client
+        # learns it from the server's answer: publish once the client is
+        # connected, which it reports only once its subscriptions are answered.
+        # (Publishing once the server holds them is too early: if the answer
+        # is lost with the connection, the client never learns where it began.)
+        await client.wait_connected()
         # Bounded: stop at 200,000 per channel whatever happens.
         while published < 200_000 and (
             published < minimum or not done_aborting.is_set()
@@ -92,8 +96,9 @@ async def run_chaos(
             await server.abort_all()
         done_aborting.set()
 
-    async with Client(server.url, **options) as client:
-        subscriptions = [client.subscribe(c, gaps="marker") for c in channels]
+    client = Client(server.url, **options)
+    subscriptions = [client.subscribe(c, gaps="marker") for c in channels]
+    async with client:
         with anyio.fail_after(LONG * 12):
             async with anyio.create_task_group() as tg:
                 for subscription in subscriptions:

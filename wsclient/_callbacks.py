@@ -34,6 +34,8 @@ class Callbacks:
 
     def add(self, name: str, callback: Callback) -> None:
         """Register ``callback`` for ``name``; validate both."""
+        if not isinstance(name, str):
+            raise TypeError(f"event name must be one of {EVENT_NAMES}, got {name!r}")
         if name not in self._by_name:
             raise ValueError(f"event name must be one of {EVENT_NAMES}, got {name!r}")
         if not callable(callback):

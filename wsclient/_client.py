@@ -21,7 +21,7 @@ from ._callbacks import Callback, Callbacks, EventName
 from ._core.state import ClientState
 from ._core.stats import Stats
 from ._exceptions import ClientClosed, WSClientError
-from ._options import ClassifyHook, Options
+from ._options import ClassifyHook, Options, check_seconds
 from ._outbox import check_window
 from ._publishing import PublishingMixin
 from ._sending import (
@@ -29,6 +29,7 @@ from ._sending import (
     SendReceipt,
     UndeliveredEvent,
     check_drain_timeout,
+    check_key,
     make_sender,
 )
 from ._subscribing import check_adapter
@@ -355,7 +356,9 @@ class Client(PublishingMixin):
                 exception says why.
             ClientClosed: The client was closed by the application.
         """
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(
+            check_seconds("timeout", timeout, allow_none=True, zero=True)
+        ):
             await self._open_connection()
 
     async def send(self, message: Data, *, key: Hashable | None = None) -> SendReceipt:
@@ -397,6 +400,8 @@ class Client(PublishingMixin):
             # without a type checker.
             kind = type(message).__name__
             raise TypeError(f"send() takes str (text) or bytes (binary), got {kind}")
+        if key is not None:
+            check_key(key)
         return await self._sender.send(self._running_supervisor(), message, key)
 
     async def flush(self, timeout: float | None = None) -> None:
@@ -421,7 +426,9 @@ class Client(PublishingMixin):
                 "only once the callback returns; start a task for it"
             )
         sender, router = self._sender, self._router
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(
+            check_seconds("timeout", timeout, allow_none=True, zero=True)
+        ):
             while True:
                 await sender.wait_flushed(supervisor)
                 if router is not None:

@@ -33,15 +33,17 @@ ClassifyHook: TypeAlias = Callable[[Failure, Verdict], Verdict]
 
 def check_seconds(
     name: str, value: object, *, allow_none: bool, zero: bool = False
-) -> None:
+) -> float | None:
+    """Return ``value`` if it is a valid duration in seconds, else raise."""
     if value is None and allow_none:
-        return
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         none = " or None" if allow_none else ""
         raise TypeError(f"{name} must be a number of seconds{none}, got {value!r}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         floor = ">= 0" if zero else "> 0"
         raise ValueError(f"{name} must be finite and {floor}, got {value!r}")
+    return float(value)
 
 
 def _limit(name: str, value: object) -> None:

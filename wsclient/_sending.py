@@ -45,6 +45,7 @@ __all__ = [
     "Sender",
     "UndeliveredEvent",
     "check_drain_timeout",
+    "check_key",
     "make_sender",
 ]
 
@@ -467,6 +468,16 @@ def make_sender(
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"buffer_{exc}") from None  # max_messages -> buffer_...
     return Sender(buffer, stats, timeout, write_grace)
+
+
+def check_key(key: object) -> None:
+    """A coalescing key must be hashable: it is looked up among buffered ones."""
+    try:
+        hash(key)
+    except TypeError:
+        raise TypeError(
+            f"key must be hashable (a str, an int, a tuple...), got {key!r}"
+        ) from None
 
 
 def check_drain_timeout(value: object) -> float:

@@ -128,6 +128,7 @@ class SubscribingMixin:
             params: Extra fields for the subscribe request.
 
         Raises:
+            TypeError: A bad argument, or params the adapter cannot encode.
             ValueError: Already subscribed to ``channel``, or a bad argument.
             ClientClosed: The client is closed.
         """
@@ -155,7 +156,12 @@ class SubscribingMixin:
             raise ValueError(
                 f"stale_after must be seconds > 0, or None; got {stale_after!r}"
             )
+        if not isinstance(markers, bool):
+            raise TypeError(f"markers must be a bool, got {markers!r}")
         router = self._subscription_router()
+        # Build the request once now, so that params the adapter cannot encode
+        # fail here, in the caller, rather than in the router on connect.
+        router.adapter.subscribe(channel, params, None, 0)
         existing = router.subscriptions.get(channel)
         if existing is not None and existing._done():
             del router.subscriptions[channel]  # Failed or closed: replace it.
@@ -170,7 +176,7 @@ class SubscribingMixin:
             max_queue=max_queue,
             overflow=policy,
             gaps=gaps,
-            markers=bool(markers),
+            markers=markers,
             stale_after=stale_after,
             on_unsubscribe=router.remove,
         )

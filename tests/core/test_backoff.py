@@ -451,8 +451,8 @@ events = st.lists(
 @settings(database=None, deadline=None, max_examples=300)
 @given(
     events=events,
-    initial=st.floats(min_value=0.0, max_value=10.0),
-    maximum=st.floats(min_value=0.0, max_value=120.0),
+    initial=st.floats(min_value=0.001, max_value=10.0),
+    maximum=st.floats(min_value=0.001, max_value=120.0),
     multiplier=st.floats(min_value=1.0, max_value=10.0),
     jitter=st.floats(min_value=0.0, max_value=1.0),
     stable_after=st.floats(min_value=0.0, max_value=100.0),

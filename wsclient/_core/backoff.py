@@ -33,6 +33,15 @@ StopStrategy = Callable[[tenacity.RetryCallState], bool]
 """A tenacity stop strategy, such as ``tenacity.stop_after_attempt(10)``."""
 
 
+def _check(name: str, value: object, minimum: float, inclusive: bool = True) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    ok = value >= minimum if inclusive else value > minimum
+    if not ok or not math.isfinite(value):
+        floor = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise ValueError(f"{name} must be finite and {floor}, got {value!r}")
+
+
 class ExponentialJitter(tenacity.wait.wait_base):
     """Exponential backoff with jitter on every attempt: the default wait.
 
@@ -58,6 +67,14 @@ class ExponentialJitter(tenacity.wait.wait_base):
         jitter: float = 0.5,
         rng: random.Random | None = None,
     ) -> None:
+        _check("initial", initial, minimum=0.0, inclusive=False)
+        _check("maximum", maximum, minimum=0.0, inclusive=False)
+        _check("multiplier", multiplier, minimum=1.0)
+        _check("jitter", jitter, minimum=0.0)
+        if jitter > 1:
+            raise ValueError(
+                f"jitter is a fraction of the delay: 0 to 1, got {jitter!r}"
+            )
         self.initial = initial
         self.maximum = maximum
         self.multiplier = multiplier

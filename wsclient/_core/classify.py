@@ -55,6 +55,23 @@ class Verdict:
     why: str = ""
     auth: bool = False
 
+    def __post_init__(self) -> None:
+        # A classify hook builds these: a wrong field must fail in the hook
+        # (which is logged, and the default verdict used), not later.
+        if not isinstance(self.retry, bool):
+            raise TypeError(f"retry must be a bool, got {self.retry!r}")
+        if not isinstance(self.auth, bool):
+            raise TypeError(f"auth must be a bool, got {self.auth!r}")
+        if not isinstance(self.why, str):
+            raise TypeError(f"why must be a str, got {self.why!r}")
+        delay = self.delay
+        if delay is not None and (
+            isinstance(delay, bool) or not isinstance(delay, int | float)
+        ):
+            raise TypeError(f"delay must be a number of seconds or None, got {delay!r}")
+        if delay is not None and not 0 <= delay < math.inf:
+            raise ValueError(f"delay must be finite and >= 0, got {delay!r}")
+
     @classmethod
     def fatal(cls, why: str = "") -> Verdict:
         """A verdict that stops the client."""

@@ -76,6 +76,13 @@ class Failure:
     error: BaseException | None = field(default=None, compare=False)
     during_handshake: bool = False
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, FailureKind):
+            raise TypeError(
+                f"kind must be a FailureKind such as FailureKind.CLOSED, "
+                f"got {self.kind!r}"
+            )
+
     def __str__(self) -> str:
         # The reason may come from the server (a close reason): escape control
         # characters, which could forge or hide lines where this is logged.

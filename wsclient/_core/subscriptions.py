@@ -37,6 +37,14 @@ class Position:
     epoch: str
     offset: int
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.epoch, str):
+            raise TypeError(f"epoch must be a str, got {self.epoch!r}")
+        if isinstance(self.offset, bool) or not isinstance(self.offset, int):
+            raise TypeError(f"offset must be an int, got {self.offset!r}")
+        if self.offset < 0:
+            raise ValueError(f"offset must be >= 0, got {self.offset!r}")
+
 
 class GapReason(enum.Enum):
     """Why messages were missed."""

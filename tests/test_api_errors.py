@@ -682,12 +682,6 @@ SERVER = [
         lambda s: s.wait_for(5),
         TypeError,
         "predicate must be",
-        bug(
-            "server/_state.py ServerCounters.wait_for(): server.wait_for(5) "
-            "raises the bare \"'int' object is not callable\"; check "
-            "callable(predicate) and say what to pass (a function of "
-            "ServerCounters)"
-        ),
     ),
 ]
 

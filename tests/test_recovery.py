@@ -127,7 +127,7 @@ async def test_malformed_position_fails_closed(server: Server) -> None:
         news = c.subscribe("news")
         with anyio.fail_after(LONG):
             await server.wait_for(lambda n: n.subscriptions_open == 1)
-            news.tracker.position = Position("e", -1)
+            news.tracker.position = Position("e", 2**60)  # Beyond MAX_OFFSET.
             await server.abort_all()
             with pytest.raises(wsclient.SubscriptionError):
                 await anext(aiter(news))

@@ -226,12 +226,17 @@ class Options:
         aborts the TCP connection as soon as the pong is late. Its logger
         redacts credentials (see :class:`~wsclient._secrets.RedactingLogger`).
         """
-        return {
+        options = {
             **self.websockets,
             "ping_interval": None,
             "ping_timeout": None,
             "logger": _WEBSOCKETS_LOGGER,
         }
+        if options.get("ssl") is None:
+            # websockets' asyncio connect() refuses ssl=None with wss://; left
+            # out, it verifies with the default context, as trio does.
+            options.pop("ssl", None)
+        return options
 
     async def websockets_options_now(self) -> dict[str, Any]:
         """:meth:`websockets_options` for one attempt: an ``additional_headers``

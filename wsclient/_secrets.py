@@ -156,35 +156,47 @@ def is_loopback(host: str | None) -> bool:
 
 
 class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The logger handed to websockets: its DEBUG lines, redacted.
+    """A logger for websockets' protocol objects: their DEBUG lines, redacted.
 
-    websockets logs ``> GET <path> HTTP/1.1`` (the query may hold a token),
-    every request and response header (``Authorization``, ``Cookie``,
-    ``Set-Cookie``), and every frame. Outgoing data frames show only their
-    type and size: what a client sends may be a first-message credential.
+    websockets logs the request line (its query may hold a token), every
+    request and response header (``Authorization``, ``Cookie``,
+    ``Set-Cookie``), and every frame. Frames in the ``secret_frames``
+    direction show only their type and size: for a client, what it sends
+    (it may be a first-message credential); for a server, what it receives.
+
+    Args:
+        logger: The logger to write to.
+        secret_frames: ``">"`` (sent) or ``"<"`` (received).
     """
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, secret_frames: str = ">") -> None:
         super().__init__(logger, {})
+        self.frame_format = f"{secret_frames} %s"
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         if self.isEnabledFor(level):
-            super().log(level, msg, *_redact_args(msg, args), **kwargs)
+            super().log(level, msg, *self._redact(msg, args), **kwargs)
 
     def process(
         self, msg: Any, kwargs: MutableMapping[str, Any]
     ) -> tuple[Any, MutableMapping[str, Any]]:
         return msg, kwargs
 
+    def _redact(self, msg: object, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if msg == "> GET %s HTTP/1.1" and args:  # The client's request line.
+            return (_redact_path(str(args[0])),)
+        if msg == "< %s %s %s" and len(args) == 3:  # The server's.
+            return (args[0], _redact_path(str(args[1])), args[2])
+        if msg in ("> %s: %s", "< %s: %s") and len(args) == 2:
+            name, value = args
+            return (name, REDACTED if is_sensitive_header(str(name)) else value)
+        if msg == self.frame_format and args and isinstance(args[0], Frame):
+            frame = args[0]
+            if frame.opcode in DATA_OPCODES:
+                return (f"{frame.opcode.name} [{len(frame.data)} bytes, not logged]",)
+        return tuple(redact_text(a) if isinstance(a, str) else a for a in args)
 
-def _redact_args(msg: object, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    if msg == "> GET %s HTTP/1.1" and args:
-        return (redact_url(f"ws://host{args[0]}").removeprefix("ws://host"),)
-    if msg in ("> %s: %s", "< %s: %s") and len(args) == 2:
-        name, value = args
-        return (name, REDACTED if is_sensitive_header(str(name)) else value)
-    if msg == "> %s" and args and isinstance(args[0], Frame):
-        frame = args[0]
-        if frame.opcode in DATA_OPCODES:
-            return (f"{frame.opcode.name} [{len(frame.data)} bytes, not logged]",)
-    return tuple(redact_text(a) if isinstance(a, str) else a for a in args)
+
+def _redact_path(path: str) -> str:
+    """A request target (``/feed?token=x``) with its query values hidden."""
+    return redact_url(f"ws://host{path}").removeprefix("ws://host")

@@ -126,8 +126,10 @@ class Tracker:
             reason: Why it cannot: ``truncated``, ``epoch`` or ``future``.
             missing: For ``truncated``, the range that is gone.
         """
-        if epoch is None or offset is None:
+        if not _valid(epoch, offset):
             return None  # A channel without positions: nothing to track.
+        assert epoch is not None
+        assert offset is not None
         here = self.position
         if here is None or recovered is None:
             self.position = Position(epoch, offset)
@@ -153,8 +155,10 @@ class Tracker:
         Publications without a position are always delivered.
         """
         here = self.position
-        if epoch is None or offset is None:
-            return True, None
+        if not _valid(epoch, offset):
+            return True, None  # No position (or one a broken adapter made up).
+        assert epoch is not None
+        assert offset is not None
         if here is None or here.epoch != epoch:
             # No answer seen yet, or a new epoch without a new subscribe: we
             # cannot tell what was missed before this one.
@@ -191,3 +195,14 @@ class Tracker:
         if first is not None and last is not None:
             self.lost += last - first + 1
         return Gap(self.channel, reason, first, last)
+
+
+def _valid(epoch: object, offset: object) -> bool:
+    """Whether ``(epoch, offset)`` is a position: a custom adapter may pass
+    what a hostile server sent, and the tracker must not crash on it."""
+    return (
+        isinstance(epoch, str)
+        and isinstance(offset, int)
+        and not isinstance(offset, bool)
+        and offset >= 0
+    )

@@ -174,6 +174,12 @@ def failure_from_exception(exc: BaseException) -> Failure:
     kind = _kind_of(exc)
     if kind is FailureKind.REFUSED:  # The same words on both backends.
         reason = "connection refused"
+    elif kind is FailureKind.TLS_VERIFY or kind is FailureKind.TLS:
+        # trio raises an empty BrokenResourceError caused by the SSL error:
+        # say what the SSL error says (an unknown CA, a host name mismatch).
+        reason = next(
+            (str(c) for c in _causes(exc) if isinstance(c, ssl.SSLError)), reason
+        )
     return Failure(kind, reason=reason, error=exc, during_handshake=True)
 
 

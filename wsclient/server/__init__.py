@@ -25,6 +25,42 @@ socket with an RST (abort), or answer a handshake with any status, on both
 backends with one code path. Everything runs in one task group opened by
 :func:`serve`; no task outlives it.
 
+TLS
+---
+
+Give :func:`serve` a server-side :class:`ssl.SSLContext` with a certificate
+loaded (``--certfile``/``--keyfile`` on the command line) and it serves
+``wss://``; :attr:`Server.url` then starts with ``wss://``. The TLS layer is
+anyio's :class:`~anyio.streams.tls.TLSStream`, so it too runs on asyncio and
+trio alike, and every fault below works the same over it (``stall()`` holds
+the TLS handshake too).
+
+The URL keeps the host as given to :func:`serve`, because that is the
+address actually bound, so the certificate must be issued for that name:
+with the default ``127.0.0.1``, it needs that IP address among its subject
+alternative names (Python checks IP addresses against them). A certificate
+for ``localhost`` only fits ``serve(host="localhost")``, which binds every
+address ``localhost`` resolves to; with only ``127.0.0.1`` bound, a client of
+``wss://localhost`` may try ``::1`` first and be refused. For tests, trustme
+makes a throwaway CA::
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    async with serve(ssl=context) as server:  # server.url is wss://127.0.0.1:…
+        client_context = ssl.create_default_context()
+        ca.configure_trust(client_context)
+        ...  # connect to server.url with ssl=client_context
+
+A client that fails the TLS handshake (it does not trust the certificate,
+expects another host name, or speaks plain ``ws://``) is the client's
+problem: the server logs it at INFO, never as an error, counts it in
+:attr:`ServerCounters.tls_handshakes_failed`, and goes on serving. Like the
+HTTP handshake, the TLS handshake has no server-side timeout: the fault
+methods and leaving :func:`serve` end a connection stuck in it. After a
+clean WebSocket close the server sends a TLS ``close_notify`` (TLS cannot
+half-close TCP), then closes TCP.
+
 Wire protocol
 -------------
 

@@ -19,6 +19,9 @@ scope (:attr:`Connection._scope`), so that aborting a connection is one
 
 Every write goes through :meth:`Connection._flush_locked` under one lock,
 which keeps bytes on the wire in the order the protocol produced them.
+
+On a server given ``ssl=``, the reader first does the TLS handshake (see
+``_tls.py``); everything after it is the same over the encrypted stream.
 """
 
 from __future__ import annotations
@@ -31,21 +34,27 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSStream
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import CLOSED, CONNECTING, OPEN, SEND_EOF
 from websockets.server import ServerProtocol
 
-from . import _wire
+from .._secrets import RedactingLogger
+from . import _tls, _wire
 from ._mailbox import Mailbox
 
 if TYPE_CHECKING:
-    from anyio.abc import SocketStream, TaskGroup
+    from anyio.abc import ByteStream, SocketStream, TaskGroup
     from websockets.protocol import Event
 
     from ._state import ServerState
 
 logger = logging.getLogger("wsclient.server")
+
+# Tests run with tokens in URLs, headers and first messages: the server's
+# DEBUG log redacts them as the client's does (what it receives, here).
+_PROTOCOL_LOGGER = RedactingLogger(logger, secret_frames="<")
 
 CLOSE_TIMEOUT: Final = 1.0
 """Seconds to wait for the closing handshake before dropping the TCP connection."""
@@ -86,9 +95,11 @@ class Connection:
     """
 
     def __init__(self, stream: SocketStream, state: ServerState) -> None:
-        self._stream = stream
+        self._stream: ByteStream = stream  # a TLSStream after the TLS handshake
         self._state = state
-        self._protocol = ServerProtocol(max_size=state.max_size, logger=logger)
+        self._protocol = ServerProtocol(
+            max_size=state.max_size, logger=_PROTOCOL_LOGGER
+        )
         self._scope = anyio.CancelScope()
         self._send_lock = anyio.Lock()
         self._outbox_in, self._outbox = anyio.create_memory_object_stream[_Outgoing](
@@ -103,6 +114,7 @@ class Connection:
         self._exempt = False  # close() lets the closing handshake through a stall
         self._reset = False  # abort() wants an RST rather than a FIN
         self._closed = anyio.Event()
+        self._goodbye = anyio.CancelScope()  # around close_notify; abort() cancels
         self._task_group: TaskGroup | None = None
 
     @property
@@ -118,6 +130,8 @@ class Connection:
         """
         try:
             with self._scope:
+                if not await self._start_tls():
+                    return
                 async with anyio.create_task_group() as task_group:
                     self._task_group = task_group
                     await self._read_loop()
@@ -174,12 +188,25 @@ class Connection:
         """Drop the connection with an RST and no close frame; do not wait."""
         self._reset = True
         self._scope.cancel()
+        self._goodbye.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
         await self._closed.wait()
 
     # Private methods: the reader.
+
+    async def _start_tls(self) -> bool:
+        """Wrap the socket in TLS if the server has a context; False if that failed."""
+        context = self._state.ssl_context
+        if context is None:
+            return True
+        await self._pass_stall()
+        stream = await _tls.start(self._stream, context, self._state.counters)
+        if stream is None:
+            return False
+        self._stream = stream
+        return True
 
     async def _read_loop(self) -> None:
         protocol = self._protocol
@@ -349,10 +376,14 @@ class Connection:
         await self._pass_stall()
         try:
             for data in self._protocol.data_to_send():
-                if data == SEND_EOF:
-                    await self._stream.send_eof()
-                else:
+                if data != SEND_EOF:
                     await self._stream.send(data)
+                elif isinstance(self._stream, TLSStream):
+                    # TLS cannot half-close, so end the connection, as
+                    # websockets does over TLS; _close_tcp() says goodbye.
+                    self._scope.cancel()
+                else:
+                    await self._stream.send_eof()
         except _CONNECTION_LOST:
             # Nothing more can go out; the reader cannot make progress either.
             self._scope.cancel()
@@ -365,7 +396,19 @@ class Connection:
         deadline = anyio.current_time() + CLOSE_TIMEOUT
         self._scope.deadline = min(self._scope.deadline, deadline)
 
+    def _ended_cleanly(self) -> bool:
+        # Whether TLS gets its close_notify: not after an abort (an RST is the
+        # point), nor after a closing handshake that timed out (the client is
+        # unresponsive: do not wait for it twice), nor while stalled.
+        protocol = self._protocol
+        done = protocol.eof_sent or protocol.state is CLOSED
+        stalled = self._state.stall.stalled and not self._exempt
+        return done and not self._reset and not stalled
+
     async def _close_tcp(self) -> None:
+        if isinstance(self._stream, TLSStream) and self._ended_cleanly():
+            with self._goodbye:
+                await _tls.say_goodbye(self._stream, self._send_lock, CLOSE_TIMEOUT)
         if self._reset:
             # SO_LINGER with a zero timeout makes close() send an RST: the
             # client learns at once that the connection is gone (1006).

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Final
 import anyio
 from anyio.abc import SocketAttribute, SocketListener
 
-from . import _faults
+from . import _faults, _tls
 from ._channel_api import ChannelControl
 from ._connection import CLOSE_TIMEOUT, Connection
 from ._state import ServerCounters, ServerState
 
 if TYPE_CHECKING:
+    import ssl as ssl_module
     from collections.abc import AsyncIterator, Callable
 
     from anyio.abc import SocketStream, TaskGroup
@@ -44,7 +45,14 @@ class Server(ChannelControl):
     :meth:`lose_history` forgets them.
     """
 
-    def __init__(self, host: str, port: int, *, max_size: int | None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_size: int | None,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> None:
         """Check the arguments; :func:`serve` binds and starts the server."""
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be a non-empty str, got {host!r}")
@@ -61,7 +69,9 @@ class Server(ChannelControl):
                 raise ValueError(f"max_size must be >= 1 byte, got {max_size}")
         self._host = host
         self._port = port
-        self._state = ServerState(max_size=max_size)
+        self._state = ServerState(
+            max_size=max_size, ssl_context=_tls.check_context(ssl)
+        )
         self._task_group: TaskGroup | None = None
         self._accepting: tuple[anyio.CancelScope, anyio.Event] | None = None
         self._down = False
@@ -84,14 +94,19 @@ class Server(ChannelControl):
 
     @property
     def url(self) -> str:
-        """The URL to connect to, e.g. ``ws://127.0.0.1:8765`` or ``ws://[::1]:8765``."""
+        """The URL to connect to, e.g. ``ws://127.0.0.1:8765`` or ``ws://[::1]:8765``.
+
+        With ``ssl=`` it is ``wss://`` and names :attr:`host` as given, so
+        the certificate must be issued for that name: see :func:`serve`.
+        """
         host = self._host
         try:
             if ipaddress.ip_address(host).version == 6:
                 host = f"[{host}]"
         except ValueError:
             pass  # a host name, used as is
-        return f"ws://{host}:{self._port}"
+        scheme = "ws" if self._state.ssl_context is None else "wss"
+        return f"{scheme}://{host}:{self._port}"
 
     @property
     def counters(self) -> ServerCounters:
@@ -338,6 +353,7 @@ async def serve(
     port: int = 0,
     *,
     max_size: int | None = 2**20,
+    ssl: ssl_module.SSLContext | None = None,
 ) -> AsyncIterator[Server]:
     """Run a reference server on the current event loop (asyncio or trio).
 
@@ -351,11 +367,20 @@ async def serve(
         port: Port to bind; 0 picks a free one, see :attr:`Server.port`.
         max_size: Largest incoming message in bytes; larger ones close the
             connection with 1009. None means no limit.
+        ssl: A server-side context with a certificate loaded, to serve
+            ``wss://`` (see below); None serves plain ``ws://``.
 
     Yields:
         The running :class:`Server`.
+
+    Raises:
+        TypeError, ValueError: If an argument is invalid, such as a
+            client-side ``ssl`` context.
+
+    Over TLS, the certificate must name ``host``, which :attr:`Server.url`
+    keeps as given: see "TLS" in the :mod:`wsclient.server` documentation.
     """
-    server = Server(host, port, max_size=max_size)
+    server = Server(host, port, max_size=max_size, ssl=ssl)
     try:
         async with anyio.create_task_group() as task_group:
             await server._start(task_group)

@@ -16,6 +16,7 @@ import anyio.lowlevel
 from ._pubsub import PubSub
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
 
     from ._connection import Connection
@@ -62,6 +63,11 @@ class ServerCounters:
             clients and from :meth:`Server.publish`.
         duplicate_publications: Publishes not published again because their
             ``msg_id`` was already accepted on that channel.
+        tls_handshakes_failed: TLS handshakes that did not complete, on a
+            server given ``ssl=``: the client did not trust the certificate
+            or expected another host name, spoke plain ``ws://`` to it, or
+            dropped the connection during the handshake. Each one is logged
+            at INFO, never as an error: it is the client's problem.
     """
 
     connections_accepted: int = 0
@@ -78,6 +84,7 @@ class ServerCounters:
     max_subscriptions_per_channel: int = 0
     publications: int = 0
     duplicate_publications: int = 0
+    tls_handshakes_failed: int = 0
 
 
 class CounterBoard:
@@ -101,6 +108,11 @@ class CounterBoard:
         self, predicate: Callable[[ServerCounters], bool]
     ) -> ServerCounters:
         """Wait until ``predicate(snapshot)`` is true; return that snapshot."""
+        if not callable(predicate):
+            raise TypeError(
+                "predicate must be a function of ServerCounters, such as "
+                f"lambda c: c.handshakes_completed >= 1; got {predicate!r}"
+            )
         snapshot = self.snapshot()
         if predicate(snapshot):
             await anyio.lowlevel.checkpoint()
@@ -127,6 +139,10 @@ class CounterBoard:
     def handshake_completed(self) -> None:
         """Count a handshake answered with 101."""
         self._add("handshakes_completed", 1)
+
+    def tls_handshake_failed(self) -> None:
+        """Count a TLS handshake that the client failed or dropped."""
+        self._add("tls_handshakes_failed", 1)
 
     def handshake_refused(self) -> None:
         """Count a handshake answered with an HTTP error."""
@@ -218,8 +234,12 @@ class StallGate:
 class ServerState:
     """Fault settings, counters and open connections, shared by all connections."""
 
-    def __init__(self, *, max_size: int | None) -> None:
+    def __init__(
+        self, *, max_size: int | None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.max_size = max_size
+        # Connections wrap their socket in TLS with it when set (see _tls.py).
+        self.ssl_context = ssl_context
         self.counters = CounterBoard()
         self.pubsub = PubSub(self.counters)
         self.stall = StallGate()

@@ -786,7 +786,20 @@ async def test_cli_runs_until_interrupted(anyio_backend: Any) -> None:
                     reply = await command(ws, type="echo", data=1)
                     assert reply == {"type": "echo", "data": 1}
                 process.send_signal(signal.SIGINT)
-                assert await process.wait() == 0
+                status = await process.wait()
+                assert status == 0, await _read_all(process.stderr)
             finally:
                 if process.returncode is None:
                     process.kill()
+
+
+async def _read_all(stream: Any) -> str:
+    """What is left to read on a process's pipe, for a failure message."""
+    chunks = []
+    with anyio.move_on_after(LONG):
+        try:
+            while True:
+                chunks.append(await stream.receive())
+        except anyio.EndOfStream:
+            pass
+    return b"".join(chunks).decode(errors="replace")

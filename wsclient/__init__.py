@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ._adapters.base import (
     Acked as Acked,
+    Authenticated as Authenticated,
+    AuthFailed as AuthFailed,
     ProtocolAdapter as ProtocolAdapter,
     Publication as Publication,
     Subscribed as Subscribed,
@@ -67,6 +69,8 @@ __all__ = [
     "HANDSHAKE_STATUSES",
     "KIND_VERDICTS",
     "Acked",
+    "AuthFailed",
+    "Authenticated",
     "AuthenticationError",
     "BufferFull",
     "Client",

@@ -17,6 +17,7 @@ from typing import (
 import anyio
 from websockets.http11 import USER_AGENT
 
+from ._authenticating import check_auth
 from ._callbacks import Callback, Callbacks, EventName
 from ._core.state import ClientState
 from ._core.stats import Stats
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._adapters.base import ProtocolAdapter
+    from ._authenticating import AuthSource
     from ._core.backoff import StopStrategy, WaitStrategy
     from ._router import Router
 
@@ -117,6 +119,10 @@ class Client(PublishingMixin):
             server's wire format (:class:`~wsclient.ReferenceProtocol`,
             :class:`~wsclient.ExchangeProtocol`, or your own). Subscribing on
             a client created without one selects ``ReferenceProtocol``.
+        auth: First-message authentication: a token, or a callable (sync or
+            async) returning one, called on every connection; the protocol
+            adapter's ``authenticate()`` message carries it, first on every
+            connection, and its answer is awaited before anything else.
         publish_window: Publications that may await their ack at once
             (:meth:`publish`, :meth:`publish_nowait`); they are kept, and
             resent after a reconnection, until acknowledged.
@@ -190,6 +196,7 @@ class Client(PublishingMixin):
         heartbeat_reply: Callable[[Data], bool] | None = None,
         # Subscriptions
         protocol: ProtocolAdapter | None = None,
+        auth: AuthSource | None = None,
         publish_window: int = 100,
         # Outbound buffer
         buffer_max_messages: int = 1000,
@@ -250,6 +257,7 @@ class Client(PublishingMixin):
             heartbeat_message=heartbeat_message,
             heartbeat_reply=heartbeat_reply,
             allow_insecure_credentials=allow_insecure_credentials,
+            first_message_auth=auth is not None,
             websockets=ws_options,
         )
         options.check_credentials(urls.static)
@@ -285,6 +293,7 @@ class Client(PublishingMixin):
         self._drain_timeout = check_drain_timeout(drain_timeout)
         self._router: Router | None = None
         self._publish_window = check_window(publish_window)
+        self._auth = check_auth(auth, protocol)
         if protocol is not None:
             self._router = self._make_router(check_adapter(protocol))
         self._closed_before_start = False

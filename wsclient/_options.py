@@ -100,6 +100,8 @@ class Options:
     heartbeat_reply: Callable[[Data], bool] | None = None
     # Security
     allow_insecure_credentials: bool = False
+    first_message_auth: bool = False
+    """Whether a token goes in the first message (the ``auth`` option)."""
     # websockets' connection options, passed through unchanged (except
     # additional_headers, which may be a callable called per attempt).
     websockets: Mapping[str, Any] = field(default_factory=dict)
@@ -262,7 +264,7 @@ class Options:
         if self.allow_insecure_credentials:
             return None
         headers = header_items(options.get("additional_headers"))
-        return insecure_credentials(url, headers)
+        return insecure_credentials(url, headers, self.first_message_auth)
 
     def check_credentials(self, urls: Sequence[str]) -> None:
         """Refuse at construction what :meth:`insecure_credentials` would

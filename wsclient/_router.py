@@ -26,6 +26,8 @@ import anyio
 
 from ._adapters.base import (
     Acked,
+    Authenticated,
+    AuthFailed,
     ProtocolAdapter,
     Publication,
     Routed,
@@ -33,6 +35,7 @@ from ._adapters.base import (
     SubscribeFailed,
     Unsubscribed,
 )
+from ._authenticating import AuthExchange
 from ._outbox import Outbox, PublishReceipt
 from ._subscription import Subscription, SubscriptionState
 from ._transport.base import ConnectionClosed
@@ -40,6 +43,8 @@ from ._transport.base import ConnectionClosed
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
+    from ._authenticating import AuthSource
+    from ._core.failure import Failure
     from ._core.stats import Stats
     from ._exceptions import WSClientError
     from ._outbox import PublishingAdapter
@@ -82,6 +87,7 @@ class _Link:
         self.delivering = False
         """True while the reader waits for room in a subscription's queue."""
         self.next_id = REQUEST_ID_BASE
+        self.auth = AuthExchange()
         self.answered = anyio.Event()
         self.done = anyio.Event()
 
@@ -103,8 +109,12 @@ class Router:
         stats: Stats,
         answer_timeout: float | None,
         publish_window: int = 100,
+        auth: AuthSource | None = None,
     ) -> None:
         self.adapter = adapter
+        self.auth = auth
+        self.failure: Failure | None = None
+        """Why the router ended the last connection (refused credentials)."""
         self.outbox = Outbox(publish_window)
         self.stats = stats
         self.answer_timeout = answer_timeout
@@ -168,10 +178,25 @@ class Router:
         """
         link = _Link(conn)
         self.link = link
+        self.failure = None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read, link)
                 tg.start_soon(self._watch_stale, link)
+                if self.auth is not None:
+                    self.failure = await link.auth.run(
+                        self.auth,
+                        self.adapter,
+                        lambda message: self._send(link, message),
+                        link.request_id(),
+                        self.answer_timeout,
+                    )
+                    if self.failure is not None:
+                        # Refused: end the connection; the supervisor reports
+                        # self.failure rather than how the connection closed.
+                        await conn.abort()
+                        task_status.started()
+                        await anyio.sleep_forever()
                 for message in self.adapter.hello():
                     if not await self._send(link, message):
                         break
@@ -338,6 +363,9 @@ class Router:
                         link.delivering = False
                     if subscription.state is SubscriptionState.FAILED:
                         await self.remove(subscription)  # Overflowed: stop its flow.
+                elif isinstance(routed, Authenticated | AuthFailed):
+                    if not link.auth.answered(routed):
+                        self._to_inbox(message)
                 elif not self._answer(link, routed):
                     self._to_inbox(message)  # An answer to a request of the app's.
         finally:

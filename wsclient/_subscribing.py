@@ -19,6 +19,7 @@ from ._subscription import (
 
 if TYPE_CHECKING:
     from ._adapters.base import ProtocolAdapter
+    from ._authenticating import AuthSource
     from ._core.stats import Stats
     from ._core.subscriptions import Gap
     from ._options import Options
@@ -36,6 +37,7 @@ class SubscribingMixin:
     _options: Options
     _stats: Stats
     _publish_window: int
+    _auth: AuthSource | None
 
     # The item type of the subscription follows the gaps and markers options.
     @overload
@@ -185,7 +187,7 @@ class SubscribingMixin:
 
     def _make_router(self, adapter: ProtocolAdapter) -> Router:
         timeout = self._options.websockets.get("open_timeout", 10)
-        return Router(adapter, self._stats, timeout, self._publish_window)
+        return Router(adapter, self._stats, timeout, self._publish_window, self._auth)
 
     def _subscription_router(self) -> Router:
         if self._closed_before_start or (

@@ -253,6 +253,9 @@ class Supervisor:
                     monitor = await self._connected(conn, attempt, down_at)
             except ConnectFailed as exc:
                 return exc.failure, None
+            router_failure = None if self.router is None else self.router.failure
+            if router_failure is not None:  # Credentials refused in a message.
+                return router_failure, monitor
             return conn.close_failure(monitor.dead_reason), monitor
         return None, None
 
@@ -355,7 +358,9 @@ class Supervisor:
         """Whether refused credentials deserve one more attempt: only once in
         a row, and only when the next attempt fetches them afresh."""
         return not self._auth_retried and (
-            self.urls.is_provider or self.options.refreshes_credentials
+            self.urls.is_provider
+            or self.options.refreshes_credentials
+            or (self.router is not None and callable(self.router.auth))
         )
 
     def _verdict(self, failure: Failure) -> Verdict:

@@ -7,6 +7,8 @@ import email.utils
 import pytest
 
 from wsclient._core.classify import (
+    AUTH_CLOSE_CODES,
+    AUTH_STATUSES,
     CLOSE_CODES,
     HANDSHAKE_STATUSES,
     KIND_VERDICTS,
@@ -327,3 +329,28 @@ def test_retry_after_http_date_is_capped() -> None:
 def test_retry_after_non_ascii_digits(value: str) -> None:
     """Non-ASCII digits are malformed, not a delay."""
     assert parse_retry_after(value, 0.0) is None
+
+
+@pytest.mark.parametrize("code", sorted(AUTH_CLOSE_CODES))
+def test_auth_close_codes_are_fatal_auth(code: int) -> None:
+    """Close codes meaning "credentials refused" are fatal and flagged auth."""
+    verdict = classify(Failure(FailureKind.CLOSED, code=code), NOW)
+    assert (verdict.retry, verdict.auth) == (False, True)
+
+
+@pytest.mark.parametrize("status", sorted(AUTH_STATUSES))
+def test_auth_statuses_are_fatal_auth(status: int) -> None:
+    verdict = classify(Failure(FailureKind.STATUS, status=status), NOW)
+    assert (verdict.retry, verdict.auth) == (False, True)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Failure(FailureKind.CLOSED, code=1011),
+        Failure(FailureKind.STATUS, status=404),
+        Failure(FailureKind.TLS_VERIFY),
+    ],
+)
+def test_other_failures_are_not_auth(failure: Failure) -> None:
+    assert not classify(failure, NOW).auth

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Acked",
+    "AuthFailed",
+    "Authenticated",
     "ProtocolAdapter",
     "Publication",
     "Routed",
@@ -105,7 +107,35 @@ class Acked:
     duplicate: bool = False
 
 
-Routed: TypeAlias = Publication | Subscribed | SubscribeFailed | Unsubscribed | Acked
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The server accepted the credentials of :meth:`authenticate`."""
+
+    request_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """The server refused the credentials of :meth:`authenticate`.
+
+    Attributes:
+        request_id: The id of the request it answers, if the server says.
+        error: What the server said, for the :exc:`~wsclient.AuthenticationError`.
+    """
+
+    request_id: int | None
+    error: str
+
+
+Routed: TypeAlias = (
+    Publication
+    | Subscribed
+    | SubscribeFailed
+    | Unsubscribed
+    | Acked
+    | Authenticated
+    | AuthFailed
+)
 """What :meth:`ProtocolAdapter.route` can return; None means "not ours"."""
 
 
@@ -196,6 +226,12 @@ class ProtocolAdapter(Protocol):
     sends a publication again, with the same ``msg_id``, after a
     reconnection if its ack did not arrive. Without it, ``publish`` raises
     :exc:`NotImplementedError`.
+
+    Another is optional, for first-message authentication (the client's
+    ``auth`` option): ``authenticate(token, request_id) -> Data``, the
+    message that presents ``token``. The client sends it first on every
+    connection and waits for the answer, which :meth:`route` returns as
+    :class:`Authenticated` or :class:`AuthFailed` with the same request id.
     """
 
     def hello(self) -> list[Data]:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from .base import (
     Acked,
+    Authenticated,
+    AuthFailed,
     Publication,
     Routed,
     Subscribed,
@@ -89,6 +91,14 @@ class ReferenceProtocol:
         }
         return encode_json(request, "publish data")
 
+    def authenticate(self, token: str, request_id: int) -> Data:
+        """``auth`` with the token: the reference server's first-message
+        authentication (``Server.require_auth(token, via="message")``)."""
+        if not isinstance(token, str):
+            raise TypeError(f"the auth token must be a str, got {type(token).__name__}")
+        request = {"type": "auth", "token": token, "id": request_id}
+        return encode_json(request, "auth token")
+
     def route(self, message: Data) -> Routed | None:
         """Classify by the ``type`` field; anything malformed is not ours."""
         fields = json_object(message)
@@ -170,4 +180,8 @@ _ROUTES: dict[str, Callable[[dict[str, Any]], Routed | None]] = {
     # An unsubscribe the server refuses ("not subscribed") is done all the same.
     "unsubscribe_error": _unsubscribed,
     "ack": _ack,
+    "authenticated": lambda fields: Authenticated(_int(fields.get("id"))),
+    "auth_error": lambda fields: AuthFailed(
+        _int(fields.get("id")), describe(fields.get("error"))
+    ),
 }

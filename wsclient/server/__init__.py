@@ -215,13 +215,28 @@ Fault                          What a websockets client sees
                                dropped, as the TTL would; resumes from before
                                them get ``"reason": "truncated"``
 leaving ``serve()``            a close frame with 1001 "server shutting down"
+``redirect_next(n, location)`` the next ``n`` handshakes get a redirect (307
+                               by default) to ``location``
 =============================  ===============================================
+
+Authentication
+--------------
+
+``Server.require_auth(token)`` makes every new handshake present the token,
+as ``Authorization: Bearer <token>`` or ``?token=<token>``, or get 401;
+``require_auth(token, via="message")`` accepts the handshake and requires a
+first message ``{"type": "auth", "token": T, "id": I}``, answered
+``{"type": "authenticated", "id": I}``, or ``{"type": "auth_error", "id": I,
+"error": "..."}`` and a close with code 4001. ``Server.requests`` lists the
+last 100 handshake requests (path and headers, as received). The server's
+DEBUG log redacts tokens as the client's does.
 """
 
 from __future__ import annotations
 
+from ._auth import SeenRequest as SeenRequest
 from ._channels import ChannelInfo as ChannelInfo
 from ._server import Server as Server, serve as serve
 from ._state import ServerCounters as ServerCounters
 
-__all__ = ["ChannelInfo", "Server", "ServerCounters", "serve"]
+__all__ = ["ChannelInfo", "SeenRequest", "Server", "ServerCounters", "serve"]

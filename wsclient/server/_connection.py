@@ -41,7 +41,7 @@ from websockets.protocol import CLOSED, CONNECTING, OPEN, SEND_EOF
 from websockets.server import ServerProtocol
 
 from .._secrets import RedactingLogger
-from . import _tls, _wire
+from . import _auth, _tls, _wire
 from ._mailbox import Mailbox
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ class Connection:
         self._closed = anyio.Event()
         self._goodbye = anyio.CancelScope()  # around close_notify; abort() cancels
         self._task_group: TaskGroup | None = None
+        self._auth: _auth.Auth | None = None  # Set until authenticated.
 
     @property
     def is_open(self) -> bool:
@@ -196,6 +197,25 @@ class Connection:
 
     # Private methods: the reader.
 
+    async def _authenticate(self, text: str) -> None:
+        """The first message under ``via="message"``: accept it or close."""
+        assert self._auth is not None
+        reply, ok = _auth.check_message(text, self._auth)
+        if ok:
+            self._auth = None
+            await self._reply(reply.encode())
+            return
+        self._state.counters.auth_failed()
+        # Written here rather than queued, so that the refusal goes out
+        # before the close frame.
+        async with self._send_lock:
+            if self._protocol.state is OPEN:
+                self._protocol.send_text(reply.encode())
+                self._protocol.send_close(_auth.AUTH_CLOSE_CODE, "unauthorized")
+                if await self._flush_locked():
+                    self._state.counters.messages_sent(1)
+        self._expect_close()
+
     async def _start_tls(self) -> bool:
         """Wrap the socket in TLS if the server has a context; False if that failed."""
         context = self._state.ssl_context
@@ -236,15 +256,26 @@ class Connection:
             await self._handle_frame(event)
 
     async def _respond(self, request: Request) -> None:
-        refusal = self._state.take_refusal()
-        if refusal is None:
-            response = self._protocol.accept(request)
-        else:
+        state = self._state
+        state.requests.append(_auth.seen(request))
+        refusal = state.take_refusal()
+        auth = state.auth
+        if refusal is not None:
             response = refusal.response()
+        elif auth is not None and auth.refuses(request):
+            state.counters.auth_failed()
+            response = _auth.unauthorized()
+        else:
+            response = self._protocol.accept(request)
+            # Under via="message", the first message must authenticate.
+            self._auth = auth if auth is not None and auth.via == "message" else None
         self._protocol.send_response(response)
         await self._flush()
         if response.status_code != 101:
-            self._state.counters.handshake_refused()
+            if 300 <= response.status_code < 400:
+                state.counters.redirected()
+            else:
+                state.counters.handshake_refused()
             self._expect_close()
             return
         self._state.counters.handshake_completed()
@@ -278,6 +309,9 @@ class Connection:
             await self._handle_message(self._fragments_text, payload)
 
     async def _handle_message(self, text: bool, payload: bytes) -> None:
+        if self._auth is not None:
+            await self._authenticate(payload.decode(errors="replace") if text else "")
+            return
         if not text:
             await self._reply(payload, text=False)
             return

@@ -28,6 +28,7 @@ class Refusal:
     status: int
     retry_after: str | None
     body: str
+    location: str | None = None
 
     def response(self) -> Response:
         """Build the HTTP response to send instead of ``101 Switching Protocols``."""
@@ -44,6 +45,8 @@ class Refusal:
         )
         if self.retry_after is not None:
             headers["Retry-After"] = self.retry_after
+        if self.location is not None:
+            headers["Location"] = self.location
         return Response(self.status, _reason_phrase(self.status), headers, body)
 
 
@@ -68,6 +71,24 @@ def check_refusal(status: object, retry_after: object, body: object) -> Refusal:
     if not isinstance(body, str):
         raise TypeError(f"body must be a str, got {type(body).__name__}")
     return Refusal(int(status), _check_retry_after(retry_after), body)
+
+
+def check_redirect(status: object, location: object) -> Refusal:
+    """Check the arguments of ``redirect_next()`` and bundle them.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If ``status`` is not a redirect (301, 302, 303, 307,
+            308) or ``location`` is empty or has control characters.
+    """
+    if not _is_int(status) or status not in (301, 302, 303, 307, 308):
+        message = f"status must be 301, 302, 303, 307 or 308, got {status!r}"
+        raise _type_or_value(status, message)
+    if not isinstance(location, str):
+        raise TypeError(f"location must be a str (a URL), got {location!r}")
+    if not location or not location.isprintable() or not location.isascii():
+        raise ValueError(f"location must be a printable ASCII URL, got {location!r}")
+    return Refusal(int(status), None, "", location)
 
 
 def check_close(code: object, reason: object) -> tuple[int, str]:

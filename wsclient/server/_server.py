@@ -12,6 +12,7 @@ import anyio
 from anyio.abc import SocketAttribute, SocketListener
 
 from . import _faults, _tls
+from ._auth_api import AuthControl
 from ._channel_api import ChannelControl
 from ._connection import CLOSE_TIMEOUT, Connection
 from ._state import ServerCounters, ServerState
@@ -34,7 +35,7 @@ ACCEPT_RETRY_DELAY: Final = 0.1
 (EMFILE) does not turn the accept loop into a busy loop."""
 
 
-class Server(ChannelControl):
+class Server(ChannelControl, AuthControl):
     """A running reference server; get one from :func:`serve`.
 
     All methods must be called from the event loop that runs :func:`serve`.

@@ -7,6 +7,7 @@ between two events applies from the next event on, on every connection.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,8 +20,12 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
 
+    from ._auth import Auth, SeenRequest
     from ._connection import Connection
     from ._faults import Refusal
+
+SEEN_REQUESTS = 100
+"""Handshake requests kept for :attr:`Server.requests`: the most recent ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,12 @@ class ServerCounters:
             or expected another host name, spoke plain ``ws://`` to it, or
             dropped the connection during the handshake. Each one is logged
             at INFO, never as an error: it is the client's problem.
+        auth_failures: Authentications refused (see
+            :meth:`Server.require_auth`): a handshake without the token (also
+            counted in ``handshakes_refused``), or a first message that was
+            not the right ``auth``.
+        redirects: Handshakes answered with a redirect
+            (:meth:`Server.redirect_next`).
     """
 
     connections_accepted: int = 0
@@ -85,6 +96,8 @@ class ServerCounters:
     publications: int = 0
     duplicate_publications: int = 0
     tls_handshakes_failed: int = 0
+    auth_failures: int = 0
+    redirects: int = 0
 
 
 class CounterBoard:
@@ -143,6 +156,14 @@ class CounterBoard:
     def tls_handshake_failed(self) -> None:
         """Count a TLS handshake that the client failed or dropped."""
         self._add("tls_handshakes_failed", 1)
+
+    def auth_failed(self) -> None:
+        """Count refused credentials."""
+        self._add("auth_failures", 1)
+
+    def redirected(self) -> None:
+        """Count a handshake answered with a redirect."""
+        self._add("redirects", 1)
 
     def handshake_refused(self) -> None:
         """Count a handshake answered with an HTTP error."""
@@ -249,6 +270,11 @@ class ServerState:
         self.close_after_handshake: tuple[int, str] | None = None
         self._refusal: Refusal | None = None
         self._refusals_left = 0
+        self.auth: Auth | None = None
+        # The last handshake requests, for tests (bounded).
+        self.requests: collections.deque[SeenRequest] = collections.deque(
+            maxlen=SEEN_REQUESTS
+        )
 
     def refuse(self, n: int, refusal: Refusal) -> None:
         """Refuse the next ``n`` handshakes, replacing any pending refusals."""

@@ -238,11 +238,6 @@ class TestInvalidUtf8:
 
 
 class TestReportedCode:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: a close the client starts itself (1009, 1007) is reported "
-        "as 1006 'connection lost without a close frame'",
-    )
     @pytest.mark.parametrize(
         ("misbehave", "code"),
         [
@@ -335,12 +330,6 @@ class TestHandshake:
             assert took <= open_timeout + 250 * T
         check_backoff(server, timeline)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: when websockets rejects the handshake response (line too "
-        "long, too many headers) the attempt goes on, reading and discarding "
-        "until the server closes or open_timeout, then reports a timeout",
-    )
     @pytest.mark.parametrize(
         "behaviour",
         [
@@ -441,12 +430,6 @@ class TestCloseReason:
         ]
         assert raw == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: websockets' DEBUG frame lines, which the client logs "
-        "through RedactingLogger on 'websockets.client', carry the close "
-        "reason raw",
-    )
     async def test_evil_close_reason_never_reaches_websockets_logs_raw(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -518,15 +501,7 @@ class TestFlood:
         "deaf",
         [
             False,
-            pytest.param(
-                True,
-                marks=pytest.mark.xfail(
-                    strict=True,
-                    reason="bug: close() turns flow control off and reads "
-                    "freely for up to close_timeout: a server that keeps "
-                    "sending fills memory without bound",
-                ),
-            ),
+            True,
         ],
         ids=["polite", "deaf"],
     )

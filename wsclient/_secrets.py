@@ -194,7 +194,11 @@ class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             frame = args[0]
             if frame.opcode in DATA_OPCODES:
                 return (f"{frame.opcode.name} [{len(frame.data)} bytes, not logged]",)
-        return tuple(redact_text(a) if isinstance(a, str) else a for a in args)
+        # Frames too: a close reason or a message may hold control characters
+        # (a forged log line, an ANSI escape) or a URL with a token.
+        return tuple(
+            redact_text(str(a)) if isinstance(a, str | Frame) else a for a in args
+        )
 
 
 def _redact_path(path: str) -> str:

@@ -253,6 +253,12 @@ class Supervisor:
                     monitor = await self._connected(conn, attempt, down_at)
             except ConnectFailed as exc:
                 return exc.failure, None
+            if conn.messages_dropped:
+                self.stats.messages_dropped += conn.messages_dropped
+                logger.warning(
+                    "dropped %d messages received while closing, beyond max_queue",
+                    conn.messages_dropped,
+                )
             router_failure = None if self.router is None else self.router.failure
             if router_failure is not None:  # Credentials refused in a message.
                 return router_failure, monitor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from types import SimpleNamespace
 
 import pytest
 from websockets.datastructures import Headers
@@ -13,6 +14,7 @@ from websockets.exceptions import (
     InvalidURI,
     NegotiationError,
 )
+from websockets.frames import Close
 from websockets.http11 import Response
 
 from wsclient import FailureKind
@@ -94,22 +96,53 @@ def test_status_keeps_status_and_headers() -> None:
     assert "429" in str(failure)
 
 
+def closed(
+    sent: Close | None, received: Close | None, received_first: bool | None = None
+) -> SimpleNamespace:
+    """The closing state of a websockets protocol, as close_failure() reads it."""
+    return SimpleNamespace(
+        close_sent=sent, close_rcvd=received, close_rcvd_then_sent=received_first
+    )
+
+
 @pytest.mark.parametrize(
-    ("code", "reason", "override", "expected"),
+    ("state", "override", "expected"),
     [
-        (None, None, None, (1006, "connection lost without a close frame")),
-        (1006, "", "keepalive ping timeout", (1006, "keepalive ping timeout")),
-        (1012, "restart", None, (1012, "restart")),
-        (1000, "", None, (1000, "")),
+        (
+            closed(None, None),
+            None,
+            (1006, "connection lost without a close frame", False),
+        ),
+        (
+            closed(None, None),
+            "keepalive ping timeout",
+            (1006, "keepalive ping timeout", False),
+        ),
+        (closed(None, Close(1012, "restart")), None, (1012, "restart", False)),
+        (
+            closed(Close(1012, "restart"), Close(1012, "restart"), True),
+            None,
+            (1012, "restart", False),
+        ),
+        (closed(Close(1000, ""), Close(1000, ""), True), None, (1000, "", False)),
+        # The client failed the connection: its own code, marked local.
+        (
+            closed(Close(1009, "over size limit"), None),
+            None,
+            (1009, "over size limit", True),
+        ),
+        (
+            closed(Close(1007, "invalid UTF-8"), Close(1007, "x"), False),
+            None,
+            (1007, "invalid UTF-8", True),
+        ),
     ],
 )
 def test_close_failure(
-    code: int | None,
-    reason: str | None,
-    override: str | None,
-    expected: tuple[int, str],
+    state: SimpleNamespace, override: str | None, expected: tuple[int, str, bool]
 ) -> None:
-    """Closed connections report a code (1006 without a close frame) and a reason."""
-    failure = close_failure(code, reason, override)
+    """Closed connections report a code (1006 without a close frame), a reason,
+    and whether the client closed first."""
+    failure = close_failure(state, override)  # type: ignore[arg-type]
     assert failure.kind is FailureKind.CLOSED
-    assert (failure.code, failure.reason) == expected
+    assert (failure.code, failure.reason, failure.local) == expected

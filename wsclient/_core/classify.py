@@ -169,6 +169,11 @@ def classify(failure: Failure, now: float) -> Verdict:
         now: The current wall-clock time (seconds since the epoch), needed to
             turn a ``Retry-After`` HTTP-date into a delay.
     """
+    if failure.kind is FailureKind.CLOSED and failure.local:
+        # The server sent what the client could not accept; a new connection
+        # is the way to recover, and the backoff keeps it from hammering.
+        why = "the client closed the connection: the server misbehaved"
+        return Verdict(RETRY, None, f"close code {failure.code}: {why}")
     if failure.kind is FailureKind.CLOSED:
         code = 1006 if failure.code is None else failure.code
         retry, why = CLOSE_CODES.get(code, (RETRY, "unknown close code"))

@@ -66,6 +66,10 @@ class Failure:
             (names in lower case).
         error: The exception that caused the failure, if any.
         during_handshake: True when the connection never opened.
+        local: For :attr:`FailureKind.CLOSED`, True when this client closed
+            the connection, with ``code``, because the server misbehaved
+            (1009: a message over ``max_size``; 1007: invalid UTF-8; 1002: a
+            protocol error). Such closes are retried, under backoff.
     """
 
     kind: FailureKind
@@ -75,6 +79,7 @@ class Failure:
     headers: Mapping[str, str] = field(default_factory=dict)
     error: BaseException | None = field(default=None, compare=False)
     during_handshake: bool = False
+    local: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, FailureKind):
@@ -88,7 +93,8 @@ class Failure:
         # characters, which could forge or hide lines where this is logged.
         reason = _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], self.reason)
         if self.kind is FailureKind.CLOSED:
-            text = f"connection closed with code {self.code}"
+            who = "the client" if self.local else "connection"
+            text = f"{who} closed with code {self.code}"
             return f"{text} ({reason})" if reason else text
         if self.kind is FailureKind.STATUS:
             return f"server rejected the handshake with HTTP {self.status}"

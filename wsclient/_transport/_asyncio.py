@@ -12,7 +12,7 @@ from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 
 from .base import ConnectFailed, Connection, StrictRedirects, failure_from_exception
-from .closing import close_bound, close_failure
+from .closing import DropCounter, close_bound, close_failure, drop_beyond
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["open_connection"]
 
 
-class _Connection(ClientConnection):
+class _Connection(ClientConnection, DropCounter):
     """websockets' connection plus the few facts the heartbeat needs."""
 
     pauses = 0
@@ -37,6 +37,13 @@ class _Connection(ClientConnection):
             pause()
 
         assembler.pause = pause_and_count
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.protocol.handshake_exc is not None and self.response is None:
+            # An invalid handshake response: websockets would read and discard
+            # whatever follows until the server hangs up, or open_timeout.
+            self.transport.abort()
 
     @property
     def is_open(self) -> bool:
@@ -65,13 +72,16 @@ class _Connection(ClientConnection):
 
     def stop_flow_control(self) -> None:
         assembler = self.recv_messages
+        drop_beyond(
+            assembler, assembler.high, lambda: len(assembler.frames.queue), self
+        )
         assembler.high = None  # Never pause again.
         if assembler.paused:
             assembler.paused = False
             self.transport.resume_reading()
 
     def close_failure(self, reason_override: str | None = None) -> Any:
-        return close_failure(self.close_code, self.close_reason, reason_override)
+        return close_failure(self.protocol, reason_override)
 
 
 class _TrackingConnection(_Connection):

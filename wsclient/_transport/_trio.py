@@ -11,7 +11,7 @@ from websockets.protocol import State
 from websockets.trio.client import ClientConnection, connect
 
 from .base import ConnectFailed, Connection, StrictRedirects, failure_from_exception
-from .closing import close_bound, close_failure
+from .closing import DropCounter, close_bound, close_failure, drop_beyond
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["open_connection"]
 
 
-class _Connection(ClientConnection):
+class _Connection(ClientConnection, DropCounter):
     """websockets' connection plus the few facts the heartbeat needs."""
 
     pauses = 0
@@ -29,6 +29,13 @@ class _Connection(ClientConnection):
     def pause_reading(self) -> None:
         self.pauses += 1
         super().pause_reading()
+
+    async def send_data(self) -> None:
+        await super().send_data()
+        if self.protocol.handshake_exc is not None and self.response is None:
+            # An invalid handshake response: websockets would read and discard
+            # whatever follows until the server hangs up, or open_timeout.
+            await self.close_stream()
 
     @property
     def is_open(self) -> bool:
@@ -48,6 +55,12 @@ class _Connection(ClientConnection):
 
     def stop_flow_control(self) -> None:
         assembler = self.recv_messages
+        drop_beyond(
+            assembler,
+            assembler.high,
+            lambda: len(assembler.send_frames._state.data),
+            self,
+        )
         assembler.high = None  # Never pause again.
         if assembler.paused:
             assembler.paused = False
@@ -66,7 +79,7 @@ class _Connection(ClientConnection):
         return pong.wait
 
     def close_failure(self, reason_override: str | None = None) -> Any:
-        return close_failure(self.close_code, self.close_reason, reason_override)
+        return close_failure(self.protocol, reason_override)
 
 
 class _TrackingConnection(_Connection):

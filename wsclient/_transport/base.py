@@ -95,11 +95,15 @@ class Connection(Protocol):
     async def wait_closed(self) -> None:
         """Return once the connection is closed."""
 
+    messages_dropped: int
+    """Messages dropped by :meth:`stop_flow_control` beyond ``max_queue``."""
+
     def stop_flow_control(self) -> None:
         """Read freely from now on: the client is closing.
 
         With reading paused behind unread messages, the server's close frame
         would never be read and every close would wait ``close_timeout``.
+        Messages beyond ``max_queue`` are dropped and counted meanwhile.
         """
 
     def close_failure(self, reason_override: str | None = None) -> Failure:

@@ -170,6 +170,21 @@ class TestHandshakeAuth:
         assert error.failure.code == 4001
 
 
+    async def test_accept_then_refuse_does_not_loop(self, server: Server) -> None:
+        """A server that accepts every handshake and closes with 4001 at once:
+        one retry with fresh credentials, then AuthenticationError, not a
+        retry per connection."""
+        server.close_after_handshake(4001, "unauthorized")
+        tokens = Tokens("t")
+        options = fast_options(additional_headers=tokens.headers)
+        async with Client(server.url, **options) as client:
+            error = await stopped_with(client)
+        assert error.failure is not None
+        assert error.failure.code == 4001
+        assert tokens.calls == 2
+        assert server.counters.handshakes_completed == 2
+
+
 class TestFirstMessageAuth:
     async def test_token_in_first_message(self, server: Server) -> None:
         """The auth message goes first; subscriptions follow once accepted."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -106,6 +107,7 @@ class Supervisor:
         self._changed = anyio.Event()
         self._attempt_scope: anyio.CancelScope | None = None
         self._auth_retried = False
+        self._connected_at = -math.inf
         self._task_id: int | None = None
         self._opener = get_opener()
 
@@ -271,6 +273,7 @@ class Supervisor:
         """Run one open connection until it closes or close() is requested."""
         now = anyio.current_time()
         self.policy.connected(now)
+        self._connected_at = now
         reconnect = self.stats.connects > 0
         self.stats.connects += 1
         self.stats.ping_rtt = None  # A round trip of this connection, not the last.
@@ -292,7 +295,6 @@ class Supervisor:
                     # there); everyone else queues behind the buffer.
                     self.sender.flushing = True
                     self.conn = conn
-                    self._auth_retried = False  # The credentials worked.
                     self._set_state(ClientState.CONNECTED)
                     logger.info("connected to %s", self.url)
                     connected = ConnectEvent(self.url, attempt, reconnect)
@@ -390,6 +392,16 @@ class Supervisor:
             self.stats.last_close_code = failure.code
             self.stats.last_close_reason = failure.reason
         verdict = self._verdict(failure)
+        now = anyio.current_time()
+        if (
+            monitor is not None
+            and now - self._connected_at >= self.options.stable_after
+        ):
+            # The credentials worked for a while: a refusal now (a token that
+            # expired) deserves its one retry again. Not sooner: a server that
+            # accepts the handshake and then closes with 4001 at once must not
+            # get a retry per connection.
+            self._auth_retried = False
         if verdict.auth and not verdict.retry and self._may_refresh_credentials():
             self._auth_retried = True
             logger.warning("%s: trying once more with fresh credentials", failure)

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 import wsclient
-from wsclient import AuthenticationError, Client, FailureKind
+from wsclient import AuthenticationError, Client, ConnectionRejected, FailureKind
 from wsclient.server import serve
 
 from .utils import LONG, Recorder, fast_options
@@ -169,7 +169,6 @@ class TestHandshakeAuth:
         assert error.failure is not None
         assert error.failure.code == 4001
 
-
     async def test_accept_then_refuse_does_not_loop(self, server: Server) -> None:
         """A server that accepts every handshake and closes with 4001 at once:
         one retry with fresh credentials, then AuthenticationError, not a
@@ -226,6 +225,29 @@ class TestFirstMessageAuth:
                 await client.wait_connected()
         assert tokens.calls == 2
         assert server.counters.auth_failures == 1
+
+    async def test_close_without_answer_is_a_refusal(self, server: Server) -> None:
+        """A server that closes with 4001 instead of answering: refused, not a
+        timeout retried forever."""
+        server.close_after_handshake(4001, "unauthorized")
+        options = fast_options(protocol=wsclient.ReferenceProtocol(), auth="t")
+        async with Client(server.url, **options) as client:
+            error = await stopped_with(client)
+        assert error.failure is not None
+        assert error.failure.code == 4001
+        assert server.counters.handshakes_completed == 1
+        assert client.stats.connects == 0  # A refused attempt, not a connection.
+
+    async def test_token_not_sent_across_origins(self, server: Server) -> None:
+        """Redirected to another origin, the first message is not sent there."""
+        async with serve() as other:
+            server.redirect_next(1, other.url)
+            options = fast_options(protocol=wsclient.ReferenceProtocol(), auth="t")
+            async with Client(server.url, **options) as client:
+                with anyio.fail_after(LONG), pytest.raises(ConnectionRejected) as info:
+                    await client.wait_connected()
+            assert other.counters.messages_received == 0
+        assert "redirected to another origin" in str(info.value)
 
     def test_auth_needs_an_adapter_that_authenticates(self) -> None:
         with pytest.raises(ValueError, match="protocol adapter that implements"):

@@ -204,3 +204,77 @@ async def test_provider_credentials_over_plain_ws_fatal(anyio_backend: object) -
     [event] = recorder.of("disconnect")
     assert event.failure.kind is wsclient.FailureKind.INSECURE
     assert client.stats.failed_attempts == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"wss://{CANARY}@example.com/feed",
+        f"wss://user:{CANARY}@example.com/feed",
+        f"wss://example.com/feed?{CANARY}",
+        f"wss://example.com/feed?a=1&token={CANARY}&b",
+        f"wss://example.com/feed?x={CANARY}=y",
+    ],
+)
+def test_redact_url_hides_every_form(url: str) -> None:
+    """User info, bare query values and values with '=' are all hidden."""
+    from wsclient._secrets import redact_url
+
+    assert CANARY not in redact_url(url)
+
+
+def test_scrub_redacts_proxy_bytes_and_response_headers() -> None:
+    """Exceptions whose text comes from attributes are scrubbed too."""
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidProxy, InvalidStatus
+    from websockets.http11 import Response
+
+    from wsclient._transport.base import failure_from_exception
+
+    proxy = InvalidProxy(f"http://user:{CANARY}@proxy:3128/", "bad proxy")
+    decode = UnicodeDecodeError("utf-8", f"\xff{CANARY}".encode(), 0, 1, "invalid")
+    headers = Headers([("Set-Cookie", f"session={CANARY}"), ("X-Ok", "1")])
+    status = InvalidStatus(Response(401, "Unauthorized", headers))
+    for exc in (proxy, decode, status):
+        failure = failure_from_exception(exc)
+        assert leaks(repr(failure), str(failure), exception_text(exc)) == []
+    assert failure.headers["x-ok"] == "1"
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost.", "x.localhost", "localhost.example.com", "127.0.0.1.nip.io"]
+)
+def test_only_real_loopback_is_exempt(host: str) -> None:
+    """Names that DNS could answer are not taken for this machine."""
+    with pytest.raises(ValueError, match="clear text"):
+        Client(f"ws://{host}/?token=x")
+
+
+def test_proxied_loopback_is_not_exempt() -> None:
+    """Through a proxy, even loopback traffic leaves the machine."""
+    with pytest.raises(ValueError, match="clear text"):
+        Client("ws://127.0.0.1:1/?token=x", proxy="http://127.0.0.1:3128")
+    Client("ws://127.0.0.1:1/?token=x", proxy=None)
+
+
+def test_header_values_are_never_echoed() -> None:
+    """A malformed header must not put its value in the error message."""
+    with pytest.raises(TypeError) as info:
+        Client("ws://127.0.0.1/", additional_headers=[["Authorization", CANARY]])
+    assert CANARY not in str(info.value)
+    with pytest.raises(ValueError, match="line break"):
+        Client("ws://127.0.0.1/", additional_headers={"Authorization": "t\n"})
+
+
+def test_repeated_header_names_are_accepted() -> None:
+    """websockets.Headers may repeat a name: read with raw_items()."""
+    from websockets.datastructures import Headers
+
+    from wsclient._secrets import header_items, strip_sensitive
+
+    headers = Headers([("X-Trace", "a"), ("X-Trace", "b"), ("Cookie", "s=1")])
+    assert strip_sensitive(header_items(headers)) == [
+        ("X-Trace", "a"),
+        ("X-Trace", "b"),
+    ]
+    Client("ws://127.0.0.1/", additional_headers=headers)

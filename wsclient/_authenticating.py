@@ -24,6 +24,8 @@ import anyio
 
 from ._adapters.base import Authenticated, AuthFailed
 from ._core.failure import Failure, FailureKind
+from ._secrets import redact_text
+from ._transport.base import scrub
 
 if TYPE_CHECKING:
     from ._adapters.base import ProtocolAdapter
@@ -44,7 +46,8 @@ def check_auth(auth: object, protocol: object) -> AuthSource | None:
             raise ValueError("auth must be a non-empty token, or None")
     elif not callable(auth):
         raise TypeError(
-            f"auth must be a token (str) or a callable returning one, got {auth!r}"
+            "auth must be a token (str) or a callable returning one, got "
+            f"{type(auth).__name__}"
         )
     if protocol is None or not callable(getattr(protocol, "authenticate", None)):
         raise ValueError(
@@ -63,6 +66,10 @@ class AuthExchange:
         self.request_id: int | None = None
         self.answer: Authenticated | AuthFailed | None = None
         self._answered = anyio.Event()
+
+    def connection_closed(self) -> None:
+        """No answer can come any more: stop waiting (the close code says why)."""
+        self._answered.set()
 
     def answered(self, routed: Authenticated | AuthFailed) -> bool:
         """Take the answer to our request; False if it answers something else."""
@@ -89,16 +96,19 @@ class AuthExchange:
                 token = await token
             message = adapter.authenticate(token, request_id)  # type: ignore[attr-defined]
         except Exception as exc:
-            reason = f"the auth token could not be obtained: {exc!r}"
+            scrub(exc)
+            reason = f"the auth token could not be obtained: {redact_text(repr(exc))}"
             return Failure(FailureKind.ERROR, reason=reason, error=exc)
         self.request_id = request_id
         if not await send(message):
             return None
         with anyio.move_on_after(timeout):
             await self._answered.wait()
-        if self.answer is None:
+        if self.answer is None and not self._answered.is_set():
             reason = "no answer to the authentication message within open_timeout"
             return Failure(FailureKind.TIMEOUT, reason=reason)
+        if self.answer is None:
+            return None  # Closed first (4001, 1008...): its close code says why.
         if isinstance(self.answer, AuthFailed):
             return Failure(FailureKind.AUTH, reason=self.answer.error)
         return None

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import tenacity
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from ._core.backoff import ExponentialJitter, StopStrategy, WaitStrategy
 from ._core.classify import Verdict
@@ -61,18 +63,46 @@ def _limit(name: str, value: object) -> None:
 _WEBSOCKETS_LOGGER = RedactingLogger(logging.getLogger("websockets.client"))
 
 
+def _system_proxy(url: str) -> bool:
+    """Whether websockets would go through a proxy for ``url`` (proxy=True)."""
+    try:
+        return get_proxy(parse_uri(url)) is not None
+    except Exception:  # An invalid URL fails later, as an attempt's failure.
+        return False
+
+
 def _check_headers(headers: object, what: str = "additional_headers") -> None:
+    """Check handshake headers; never echo a value (it may be a token)."""
     problem = f"{what} must be a mapping or a list of (name, value) pairs"
     if not isinstance(headers, Mapping | Sequence) or isinstance(headers, str | bytes):
-        raise TypeError(f"{problem}, or a callable returning one; got {headers!r}")
-    items = headers.items() if isinstance(headers, Mapping) else headers
+        raise TypeError(
+            f"{problem}, or a callable returning one; got {type(headers).__name__}"
+        )
+    raw_items = getattr(headers, "raw_items", None)  # websockets.Headers
+    if callable(raw_items):
+        items: Any = raw_items()
+    else:
+        items = headers.items() if isinstance(headers, Mapping) else headers
     for item in items:
         if (
             not isinstance(item, tuple)
             or len(item) != 2
             or not all(isinstance(part, str) for part in item)
         ):
-            raise TypeError(f"{problem} of str; got the item {item!r}")
+            raise TypeError(f"{problem} of str; got an item of type {_shape(item)}")
+        name, value = item
+        if any(c in name + value for c in "\r\n\0"):
+            raise ValueError(
+                f"the {name[:40]!r} header contains a line break or NUL: strip "
+                f"the value (a token read from a file often ends with a newline)"
+            )
+
+
+def _shape(item: object) -> str:
+    """The type of ``item`` without its content: ``list[str, str]``."""
+    if isinstance(item, tuple | list):
+        return f"{type(item).__name__}[{', '.join(type(i).__name__ for i in item)}]"
+    return type(item).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +294,9 @@ class Options:
         if self.allow_insecure_credentials:
             return None
         headers = header_items(options.get("additional_headers"))
-        return insecure_credentials(url, headers, self.first_message_auth)
+        proxy = options.get("proxy", True)
+        proxied = isinstance(proxy, str) or (proxy is True and _system_proxy(url))
+        return insecure_credentials(url, headers, self.first_message_auth, proxied)
 
     def check_credentials(self, urls: Sequence[str]) -> None:
         """Refuse at construction what :meth:`insecure_credentials` would
@@ -277,8 +309,9 @@ class Options:
                 "allow_insecure_credentials must be a bool, got "
                 f"{self.allow_insecure_credentials!r}"
             )
+        options = {**self.websockets, "additional_headers": headers}
         for url in urls:
-            problem = self.insecure_credentials(url, {"additional_headers": headers})
+            problem = self.insecure_credentials(url, options)
             if problem is not None:
                 raise ValueError(problem)
 

@@ -191,6 +191,10 @@ class Router:
                         link.request_id(),
                         self.answer_timeout,
                     )
+                    if self.failure is None and not conn.is_open:
+                        # Closed instead of answering (4001, 1008...): a
+                        # refused attempt too, which its close code explains.
+                        self.failure = conn.close_failure()
                     if self.failure is not None:
                         # Refused: end the connection; the supervisor reports
                         # self.failure rather than how the connection closed.
@@ -370,6 +374,7 @@ class Router:
                     self._to_inbox(message)  # An answer to a request of the app's.
         finally:
             link.answered.set()  # No answer can come any more.
+            link.auth.connection_closed()
             link.done.set()
 
     def _route(self, message: Data) -> Routed | None:

@@ -41,31 +41,46 @@ REDACTED = "***"
 _SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 )
-# Names that suggest a secret, in headers (x-api-key, x-auth-token) and in
-# query strings (token, access_token, api_key, sig, password, jwt...).
-_SECRET_WORDS = re.compile(
-    r"auth|token|key|secret|pass|pwd|sig|session|cookie|credential|jwt|bearer",
-    re.IGNORECASE,
+# The handshake's own headers: their values are not secrets.
+_PROTOCOL_HEADERS = frozenset(
+    {"sec-websocket-key", "sec-websocket-accept", "sec-websocket-version"}
 )
+# Words that, as a part of a name (x-api-key, X-Auth-Token, access_token,
+# client_secret, sig), suggest a secret, in headers and in query strings.
+_SECRET_PARTS = frozenset(
+    {
+        "auth", "authorization", "token", "key", "apikey", "secret", "password",
+        "passwd", "pass", "pwd", "sig", "signature", "session", "sessionid",
+        "sid", "cookie", "credential", "credentials", "jwt", "bearer", "otp",
+    }
+)  # fmt: skip
+_NAME_PARTS = re.compile(r"[^a-z0-9]+")
 _URL_IN_TEXT = re.compile(r"\b(?:wss?|https?)://[^\s'\"<>]+", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _secret_name(name: str) -> bool:
+    """Whether a header or query parameter name suggests a secret."""
+    return any(part in _SECRET_PARTS for part in _NAME_PARTS.split(name.lower()))
 
 
 def is_sensitive_header(name: str) -> bool:
     """Whether a header may carry a credential, judging by its name."""
     lower = name.lower()
-    return lower in _SENSITIVE_HEADERS or bool(_SECRET_WORDS.search(lower))
+    if lower in _PROTOCOL_HEADERS:
+        return False
+    return lower in _SENSITIVE_HEADERS or _secret_name(lower)
 
 
 def header_items(headers: object) -> list[tuple[str, str]]:
     """``(name, value)`` pairs of a mapping or a sequence of pairs."""
     if headers is None:
         return []
+    raw_items = getattr(headers, "raw_items", None)  # websockets.Headers, which
+    if callable(raw_items):  # may repeat a name: before Mapping.items().
+        return [(str(k), str(v)) for k, v in raw_items()]
     if isinstance(headers, Mapping):
         return [(str(k), str(v)) for k, v in headers.items()]
-    raw_items = getattr(headers, "raw_items", None)  # websockets.Headers
-    if callable(raw_items):
-        return [(str(k), str(v)) for k, v in raw_items()]
     return [(str(k), str(v)) for k, v in headers]  # type: ignore[attr-defined]
 
 
@@ -75,22 +90,28 @@ def strip_sensitive(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]
 
 
 def redact_url(url: str) -> str:
-    """Hide the password and query values of ``url``: they often hold tokens.
+    """Hide the user info and query values of ``url``: they often hold tokens.
 
-    Query *names* stay, so that a log still says which parameters were sent.
+    Query *names* stay, so that a log still says which parameters were sent;
+    a user name stays when there is a password (it is then an identifier),
+    not alone (``wss://TOKEN@host`` is a common way to pass a token).
     """
     try:
         parts = urllib.parse.urlsplit(url)
-        password = parts.password
+        user, password = parts.username, parts.password
     except ValueError:
         return "<invalid URL>"
     netloc = parts.netloc
-    if password is not None:
-        netloc = netloc.replace(f":{password}@", f":{REDACTED}@", 1)
+    if "@" in netloc:
+        host = netloc.rpartition("@")[2]
+        shown = f"{user}:{REDACTED}" if password is not None else REDACTED
+        netloc = f"{shown}@{host}"
     query = parts.query
     if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        query = "&".join(f"{k}={REDACTED}" for k, _ in pairs) or REDACTED
+        query = "&".join(
+            f"{field.partition('=')[0]}={REDACTED}" if "=" in field else REDACTED
+            for field in query.split("&")
+        )
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
@@ -110,8 +131,9 @@ def carries_credentials(url: str, headers: Iterable[tuple[str, str]]) -> str | N
     parts = urllib.parse.urlsplit(url)
     if parts.password is not None or parts.username:
         return "credentials in the URL (user:password@)"
-    for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if _SECRET_WORDS.search(name):
+    for field in parts.query.split("&") if parts.query else ():
+        name = urllib.parse.unquote_plus(field.partition("=")[0])
+        if "=" not in field or _secret_name(name):  # A bare value: a token?
             return f"the query parameter {name!r}"
     for name, _ in headers:
         if is_sensitive_header(name):
@@ -120,15 +142,19 @@ def carries_credentials(url: str, headers: Iterable[tuple[str, str]]) -> str | N
 
 
 def insecure_credentials(
-    url: str, headers: Iterable[tuple[str, str]], auth: bool = False
+    url: str,
+    headers: Iterable[tuple[str, str]],
+    auth: bool = False,
+    proxied: bool = False,
 ) -> str | None:
     """Why sending these credentials over ``url`` would expose them, or None.
 
     Plain ``ws://`` to another machine sends them in clear text, readable by
-    anyone on the path. Loopback traffic never leaves the machine.
+    anyone on the path. Loopback traffic never leaves the machine, unless
+    it goes through a proxy (``proxied``).
     """
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "ws" or is_loopback(parts.hostname):
+    if parts.scheme.lower() != "ws" or (is_loopback(parts.hostname) and not proxied):
         return None
     what = carries_credentials(url, headers)
     if what is None and auth:
@@ -143,11 +169,16 @@ def insecure_credentials(
 
 
 def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` names this machine: traffic to it never leaves it."""
+    """Whether ``host`` is this machine: traffic to it never leaves it.
+
+    Only ``localhost`` and loopback addresses: other names ending in
+    ``.localhost`` (or with a trailing dot) may be resolved by DNS, whose
+    answer would then decide where a token goes in clear text.
+    """
     if not host:
         return False
-    host = host.strip("[]").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    host = host.strip("[]").lower()
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 import anyio
+from websockets.uri import parse_uri
 
 from ._core.backoff import ReconnectPolicy
 from ._core.classify import Verdict, classify
@@ -34,9 +35,10 @@ from ._exceptions import (
     GaveUp,
 )
 from ._heartbeat import Monitor
+from ._secrets import redact_text
 from ._sending import UndeliveredEvent
 from ._transport.auto import get_opener
-from ._transport.base import ConnectFailed, Connection
+from ._transport.base import ConnectFailed, Connection, scrub
 from ._urls import UrlRotation, redact_url
 
 if TYPE_CHECKING:
@@ -108,6 +110,10 @@ class Supervisor:
         self._attempt_scope: anyio.CancelScope | None = None
         self._auth_retried = False
         self._connected_at = -math.inf
+        self._reached = False
+        """Whether the last connection was reported connected."""
+        self._stable = False
+        """Whether it then stayed up for ``stable_after``."""
         self._task_id: int | None = None
         self._opener = get_opener()
 
@@ -236,12 +242,15 @@ class Supervisor:
                     FailureKind.INVALID_URL, reason=str(exc), error=exc
                 ), None
             except Exception as exc:
-                reason = f"url provider raised {exc!r}"
+                scrub(exc)  # Token services name URLs with client_secret=...
+                reason = f"url provider raised {redact_text(repr(exc))}"
                 return Failure(FailureKind.ERROR, reason=reason, error=exc), None
             try:
                 options = await self.options.websockets_options_now()
             except Exception as exc:
-                reason = f"the additional_headers callable raised {exc!r}"
+                scrub(exc)
+                reason = "the additional_headers callable raised "
+                reason += redact_text(repr(exc))
                 return Failure(FailureKind.ERROR, reason=reason, error=exc), None
             insecure = self.options.insecure_credentials(url, options)
             if insecure is not None:
@@ -252,6 +261,9 @@ class Supervisor:
                     url, options, self.options.track_frames
                 ) as conn:
                     self._attempt_scope = None  # From now on close() is graceful.
+                    redirected = self._redirected_away(url, conn)
+                    if redirected is not None:
+                        return redirected, None
                     monitor = await self._connected(conn, attempt, down_at)
             except ConnectFailed as exc:
                 return exc.failure, None
@@ -262,23 +274,25 @@ class Supervisor:
                     conn.messages_dropped,
                 )
             router_failure = None if self.router is None else self.router.failure
-            if router_failure is not None:  # Credentials refused in a message.
-                return router_failure, monitor
-            return conn.close_failure(monitor.dead_reason), monitor
+            if router_failure is not None:
+                # Credentials refused in a message: a failed attempt, not a
+                # connection (it never became usable).
+                return router_failure, None
+            failure = conn.close_failure(monitor.dead_reason)
+            # Lost before it was reported connected: a failed attempt.
+            return failure, (monitor if self._reached else None)
         return None, None
 
     async def _connected(
         self, conn: Connection, attempt: int, down_at: float | None
     ) -> Monitor:
-        """Run one open connection until it closes or close() is requested."""
-        now = anyio.current_time()
-        self.policy.connected(now)
-        self._connected_at = now
-        reconnect = self.stats.connects > 0
-        self.stats.connects += 1
+        """Run one open connection until it closes or close() is requested.
+
+        The connection counts (stats, the backoff's stability clock) once
+        authenticated: one whose credentials were refused is a failed attempt.
+        """
         self.stats.ping_rtt = None  # A round trip of this connection, not the last.
-        if reconnect:
-            self.stats.reconnects += 1
+        reached = self._reached = self._stable = False
         monitor = Monitor(conn, self.options, self.stats)
         try:
             async with anyio.create_task_group() as tg:
@@ -289,6 +303,16 @@ class Supervisor:
                     await tg.start(self.router.serve, conn)
                 else:
                     self._keep_for_consumer(conn)
+                now = anyio.current_time()
+                reconnect = self.stats.connects > 0
+                if self.router is None or self.router.failure is None:
+                    # Counted from here: after authentication, so that a slow
+                    # refusal never looks like a stable connection.
+                    self.policy.connected(now)
+                    self._connected_at, reached = now, True
+                    self.stats.connects += 1
+                    if reconnect:
+                        self.stats.reconnects += 1
                 if conn.is_open:  # Not lost while resubscribing.
                     # Until the buffer is flushed, only the callbacks write
                     # directly (a raw client re-authenticates or resubscribes
@@ -316,7 +340,10 @@ class Supervisor:
                 tg.cancel_scope.cancel()
         finally:
             self.conn = None
-        self.stats.disconnects += 1
+        if reached:
+            self.stats.disconnects += 1
+            uptime = anyio.current_time() - self._connected_at
+            self._reached, self._stable = True, uptime >= self.options.stable_after
         return monitor
 
     async def _hand_over(self, conn: Connection) -> None:
@@ -362,6 +389,22 @@ class Supervisor:
                     MAX_UNDRAINED,
                 )
 
+    def _redirected_away(self, url: str, conn: Connection) -> Failure | None:
+        """Refuse a connection redirected to another origin when the first
+        message would carry the token there (headers were stripped already)."""
+        wsuri = parse_uri(url)
+        if conn.origin() == (wsuri.secure, wsuri.host, wsuri.port):
+            return None
+        secure, host, port = conn.origin()
+        self.url = f"{'wss' if secure else 'ws'}://{host}:{port}/"
+        if self.router is None or self.router.auth is None:
+            return None
+        reason = (
+            f"redirected to another origin ({self.url}): the auth token is not "
+            "sent across origins; connect to it directly"
+        )
+        return Failure(FailureKind.INSECURE, reason=reason)
+
     def _may_refresh_credentials(self) -> bool:
         """Whether refused credentials deserve one more attempt: only once in
         a row, and only when the next attempt fetches them afresh."""
@@ -392,11 +435,7 @@ class Supervisor:
             self.stats.last_close_code = failure.code
             self.stats.last_close_reason = failure.reason
         verdict = self._verdict(failure)
-        now = anyio.current_time()
-        if (
-            monitor is not None
-            and now - self._connected_at >= self.options.stable_after
-        ):
+        if monitor is not None and self._stable:
             # The credentials worked for a while: a refusal now (a token that
             # expired) deserves its one retry again. Not sooner: a server that
             # accepts the handshake and then closes with 4001 at once must not

@@ -22,7 +22,9 @@ UrlSource: TypeAlias = str | Sequence[str] | UrlProvider
 def check_url(url: object, what: str = "url") -> str:
     """Return ``url`` if it is a ws:// or wss:// URL with a host, else raise."""
     if not isinstance(url, str):
-        raise TypeError(f"{what} must be a str like 'ws://host:port/path', got {url!r}")
+        raise TypeError(
+            f"{what} must be a str like 'ws://host:port/path', got {type(url).__name__}"
+        )
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -69,7 +71,9 @@ class UrlRotation:
 
     def all_insecure(self) -> bool:
         """True when every URL is known in advance and none is wss://."""
-        return bool(self._urls) and not any(u.startswith("wss:") for u in self._urls)
+        return bool(self._urls) and not any(
+            u.lower().startswith("wss:") for u in self._urls
+        )
 
     async def url_for(self, attempt: int, last: Failure | None) -> str:
         """Return the URL for ``attempt`` (1-based, consecutive)."""

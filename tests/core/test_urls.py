@@ -102,11 +102,16 @@ def test_redact_password_and_query() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["wss://example.com/feed", "ws://127.0.0.1:8765/", "ws://user@h/p", "ws://h"],
+    ["wss://example.com/feed", "ws://127.0.0.1:8765/", "ws://h"],
 )
 def test_redact_leaves_plain_urls(url: str) -> None:
-    """A URL without password or query comes back unchanged."""
+    """A URL without user info or query comes back unchanged."""
     assert redact_url(url) == url
+
+
+def test_redact_user_alone() -> None:
+    """A user name without a password is hidden: it is often a token."""
+    assert redact_url("ws://TOKEN@h/p") == "ws://***@h/p"
 
 
 def test_redact_keeps_port() -> None:
@@ -115,8 +120,9 @@ def test_redact_keeps_port() -> None:
 
 
 def test_redact_blank_query_values() -> None:
-    """Query keys without values are kept, still with the value hidden."""
-    assert redact_url("ws://h/?flag&token=") == "ws://h/?flag=***&token=***"
+    """A bare query field is hidden whole (it may be a token); a key with an
+    empty value keeps its key."""
+    assert redact_url("ws://h/?flag&token=") == "ws://h/?***&token=***"
 
 
 def test_redact_drops_fragment() -> None:

@@ -45,6 +45,10 @@ class _Connection(ClientConnection, DropCounter):
             # whatever follows until the server hangs up, or open_timeout.
             self.transport.abort()
 
+    def origin(self) -> tuple[bool, str, int]:
+        uri = self.protocol.uri
+        return uri.secure, uri.host, uri.port
+
     @property
     def is_open(self) -> bool:
         return self.protocol.state is State.OPEN

@@ -98,6 +98,9 @@ class Connection(Protocol):
     messages_dropped: int
     """Messages dropped by :meth:`stop_flow_control` beyond ``max_queue``."""
 
+    def origin(self) -> tuple[bool, str, int]:
+        """``(secure, host, port)`` of the server connected to, after redirects."""
+
     def stop_flow_control(self) -> None:
         """Read freely from now on: the client is closing.
 
@@ -147,6 +150,20 @@ def scrub(exc: BaseException) -> None:
     for cause in _causes(exc):
         if isinstance(cause, InvalidURI):
             cause.uri = redact_url(cause.uri)
+        proxy = getattr(cause, "proxy", None)  # InvalidProxy prints it.
+        if isinstance(proxy, str):
+            cause.proxy = redact_url(proxy)  # type: ignore[attr-defined]
+        if isinstance(cause, UnicodeDecodeError | UnicodeEncodeError):
+            # Decoding a percent-encoded password: the bytes are the password.
+            empty: Any = b"" if isinstance(cause, UnicodeDecodeError) else ""
+            cause.object, cause.start, cause.end = empty, 0, 0
+            cause.args = (cause.encoding, empty, 0, 0, cause.reason)
+        if isinstance(cause, InvalidStatus):  # Its repr shows the headers.
+            response = cause.response
+            response.headers = Headers(
+                (k, REDACTED if _secret_response_header(k) else v)
+                for k, v in response.headers.raw_items()
+            )
         if any(isinstance(arg, str) and "://" in arg for arg in cause.args):
             cause.args = tuple(
                 redact_text(arg) if isinstance(arg, str) else arg for arg in cause.args

@@ -147,4 +147,8 @@ def _bearer(value: str | None) -> str | None:
 
 
 def _same(presented: str, expected: str) -> bool:
-    return hmac.compare_digest(presented.encode(), expected.encode())
+    # surrogatepass: a JSON token may hold a lone surrogate ("\ud800").
+    encode = "surrogatepass"
+    return hmac.compare_digest(
+        presented.encode(errors=encode), expected.encode(errors=encode)
+    )

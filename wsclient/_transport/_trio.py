@@ -30,9 +30,17 @@ class _Connection(ClientConnection, DropCounter):
         self.pauses += 1
         super().pause_reading()
 
-    async def send_data(self) -> None:
-        await super().send_data()
-        if self.protocol.handshake_exc is not None and self.response is None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Until the handshake response: every frame sent afterwards would
+        # pay for the check (an extra coroutine per send).
+        self.send_data = self._send_data_in_handshake  # type: ignore[method-assign]
+
+    async def _send_data_in_handshake(self) -> None:
+        await ClientConnection.send_data(self)
+        if self.response is not None:
+            del self.send_data  # Back to websockets' method.
+        elif self.protocol.handshake_exc is not None:
             # An invalid handshake response: websockets would read and discard
             # whatever follows until the server hangs up, or open_timeout.
             await self.close_stream()

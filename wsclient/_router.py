@@ -125,6 +125,7 @@ class Router:
         self.error: WSClientError | None = None
         self._changed = anyio.Event()
         self._readable = anyio.Event()
+        self._reader_waits = False
         self._warned_inbox = False
 
     # Public methods for the client.
@@ -159,6 +160,7 @@ class Router:
                 if self.error is not None:
                     raise self.error
                 raise StopAsyncIteration
+            self._reader_waits = True
             await self._readable.wait()
         return self.inbox.popleft()
 
@@ -441,8 +443,11 @@ class Router:
         self._changed = anyio.Event()
 
     def _wake(self) -> None:
-        self._readable.set()
-        self._readable = anyio.Event()
+        # A new event only when the reader waits on this one: not per message.
+        if self._reader_waits:
+            self._reader_waits = False
+            self._readable.set()
+            self._readable = anyio.Event()
 
 
 def _answers(answer: Routed, kind: _Kind) -> bool:

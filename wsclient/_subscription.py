@@ -160,6 +160,7 @@ class Subscription(Generic[T]):
         self._items: collections.deque[_Item] = collections.deque()
         self._error: WSClientError | None = None
         self._readable = anyio.Event()
+        self._reader_waits = False
         self._writable = anyio.Event()
 
     # Public methods.
@@ -209,6 +210,7 @@ class Subscription(Generic[T]):
                 raise self._error
             if self.state is SubscriptionState.CLOSED:
                 raise StopAsyncIteration
+            self._reader_waits = True
             await self._readable.wait()
         item = self._items.popleft()
         if not self._writable.is_set():
@@ -343,5 +345,8 @@ class Subscription(Generic[T]):
         return False
 
     def _wake_reader(self) -> None:
-        self._readable.set()
-        self._readable = anyio.Event()
+        # A new event only when the reader waits on this one: not per message.
+        if self._reader_waits:
+            self._reader_waits = False
+            self._readable.set()
+            self._readable = anyio.Event()

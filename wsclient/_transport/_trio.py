@@ -39,7 +39,8 @@ class _Connection(ClientConnection, DropCounter):
     async def _send_data_in_handshake(self) -> None:
         await ClientConnection.send_data(self)
         if self.response is not None:
-            del self.send_data  # Back to websockets' method.
+            # Back to websockets' method; another task may have done it already.
+            self.__dict__.pop("send_data", None)
         elif self.protocol.handshake_exc is not None:
             # An invalid handshake response: websockets would read and discard
             # whatever follows until the server hangs up, or open_timeout.

@@ -16,13 +16,13 @@ client answers with one more attempt with a fresh token, then
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 
 from ._adapters.base import Authenticated, AuthFailed
+from ._calls import call
 from ._core.failure import Failure, FailureKind
 from ._secrets import redact_text
 from ._transport.base import scrub
@@ -91,9 +91,7 @@ class AuthExchange:
         """Authenticate; return why it failed, or None (also if the connection
         closed meanwhile: the supervisor reports that)."""
         try:
-            token = source() if callable(source) else source
-            if inspect.isawaitable(token):
-                token = await token
+            token = await call(source) if callable(source) else source
             message = adapter.authenticate(token, request_id)  # type: ignore[attr-defined]
         except Exception as exc:
             scrub(exc)

@@ -614,10 +614,7 @@ class Client(PublishingMixin):
     async def _open_connection(self) -> Connection:
         supervisor = self._running_supervisor()
         while True:
-            if supervisor.error is not None:
-                raise supervisor.error
-            if supervisor.close_requested.is_set() or supervisor.stopped.is_set():
-                raise ClientClosed()
+            supervisor.check_running()
             conn = supervisor.conn
             if conn is not None and conn.is_open:
                 return conn

@@ -7,7 +7,6 @@ line of a bot rather than at 3 a.m. on the first reconnect.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import ssl as ssl_module
@@ -19,6 +18,7 @@ import tenacity
 from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
+from ._calls import call
 from ._core.backoff import ExponentialJitter, StopStrategy, WaitStrategy
 from ._core.classify import Verdict
 from ._core.failure import Failure
@@ -276,9 +276,7 @@ class Options:
         options = self.websockets_options()
         headers = options.get("additional_headers")
         if callable(headers):
-            headers = headers()
-            if inspect.isawaitable(headers):
-                headers = await headers
+            headers = await call(headers)
             if headers is not None:
                 _check_headers(headers, "the additional_headers callable returned")
             options["additional_headers"] = headers

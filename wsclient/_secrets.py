@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.frames import DATA_OPCODES, Frame
 
+from ._core.failure import escape_controls
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping
 
@@ -56,7 +58,6 @@ _SECRET_PARTS = frozenset(
 )  # fmt: skip
 _NAME_PARTS = re.compile(r"[^a-z0-9]+")
 _URL_IN_TEXT = re.compile(r"\b(?:wss?|https?)://[^\s'\"<>]+", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _secret_name(name: str) -> bool:
@@ -123,7 +124,7 @@ def redact_text(text: str) -> str:
     an ANSI escape) could forge or hide log lines.
     """
     text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
-    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+    return escape_controls(text)
 
 
 def carries_credentials(url: str, headers: Iterable[tuple[str, str]]) -> str | None:

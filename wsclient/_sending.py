@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 import anyio
 
 from ._core.buffer import Admission, OutboundBuffer, Outcome, Overflow, Pending
-from ._exceptions import BufferFull, ClientClosed
+from ._exceptions import BufferFull
 from ._options import check_seconds
 from ._transport.base import ConnectionClosed
 
@@ -342,12 +342,9 @@ class Sender:
     # Private methods.
 
     def _check_running(self, supervisor: Supervisor) -> None:
-        if supervisor.error is not None:
-            raise supervisor.error
-        if self.error is not None:
+        supervisor.check_running()
+        if self.error is not None:  # Stopped, the supervisor not quite yet.
             raise self.error
-        if supervisor.close_requested.is_set() or supervisor.stopped.is_set():
-            raise ClientClosed()
 
     def _new_receipt(
         self, message: Data, key: Hashable | None, now: float

@@ -128,6 +128,13 @@ class Supervisor:
             self._set_state(ClientState.CLOSED)
             self.stopped.set()
 
+    def check_running(self) -> None:
+        """Raise why the client no longer runs: its error, or ClientClosed."""
+        if self.error is not None:
+            raise self.error
+        if self.close_requested.is_set() or self.stopped.is_set():
+            raise ClientClosed()
+
     def in_supervisor(self) -> bool:
         """True when called from the supervisor task (from a callback).
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeAlias
 
+from ._calls import call
 from ._core.failure import Failure
 from ._secrets import redact_url
 
@@ -79,9 +79,7 @@ class UrlRotation:
         """Return the URL for ``attempt`` (1-based, consecutive)."""
         if self._provider is None:
             return self._urls[self._index]
-        url = self._provider(attempt, last)
-        if inspect.isawaitable(url):
-            url = await url
+        url = await call(self._provider, attempt, last)
         return check_url(url, "the URL returned by the url provider")
 
     def failed(self) -> None:

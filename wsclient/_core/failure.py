@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["Failure", "FailureKind"]
+__all__ = ["Failure", "FailureKind", "escape_controls"]
 
 
 class FailureKind(enum.Enum):
@@ -91,7 +91,7 @@ class Failure:
     def __str__(self) -> str:
         # The reason may come from the server (a close reason): escape control
         # characters, which could forge or hide lines where this is logged.
-        reason = _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], self.reason)
+        reason = escape_controls(self.reason)
         if self.kind is FailureKind.CLOSED:
             who = "the client" if self.local else "connection"
             text = f"{who} closed with code {self.code}"
@@ -102,3 +102,9 @@ class Failure:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``): text
+    from a server could otherwise forge or hide lines where it is logged."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)

@@ -33,6 +33,7 @@ from wsclient import (
     SubscribeFailed,
     Unsubscribed,
 )
+from wsclient._adapters.base import json_object
 from wsclient._adapters.reference import MAX_OFFSET as CLIENT_MAX_OFFSET
 from wsclient.server import _wire
 from wsclient.server._channels import Resume
@@ -349,6 +350,42 @@ def test_exchange_route_never_raises(message: str | bytes) -> None:
     check_error_text(routed, message)
     if isinstance(message, bytes):
         assert routed is None
+
+
+def loads_object(message: str | bytes) -> Any:
+    """What json_object() must return: json.loads() for text holding an object."""
+    if not isinstance(message, str) or not message.startswith("{"):
+        return None
+    try:
+        value = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@PROPERTY
+@given(
+    ANY_MESSAGE
+    | REFERENCE_MESSAGES
+    | st.tuples(JSON_VALUES.map(json.dumps), st.text(" \t\n\r,}]x0")).map("".join)
+)
+@example('{"a": 1}  \n')  # Trailing whitespace is valid JSON.
+@example('{"a": 1} x')  # Trailing data is not.
+@example('{"a": 1}{}')
+@example('{"a": NaN, "b": -Infinity}')
+@example('{"a": "\x01"}')  # A raw control character: strict JSON refuses it.
+@example('{"a": [1, 2}')
+@example("{")
+def test_json_object_parses_as_json_loads(message: str | bytes) -> None:
+    """json_object() (the scanner without json.loads' wrapper) accepts and
+    refuses exactly what json.loads does, with the same value."""
+    expected = loads_object(message)
+    actual = json_object(message)
+    if expected is None:
+        assert actual is None
+    else:
+        # NaN != NaN: compare the JSON text of both.
+        assert json.dumps(actual) == json.dumps(expected)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from typing import (
     Self,
     TypeAlias,
     TypeVar,
-    cast,
     overload,
 )
 
@@ -405,13 +404,16 @@ class Client(PublishingMixin):
             ClientStopped: The client stopped (fatal error or gave up).
             ClientClosed: The client was closed.
         """
-        if not isinstance(cast("object", message), _DATA_TYPES):  # Checked for users
-            # without a type checker.
+        checked: object = message  # For users without a type checker.
+        if not isinstance(checked, _DATA_TYPES):
             kind = type(message).__name__
             raise TypeError(f"send() takes str (text) or bytes (binary), got {kind}")
         if key is not None:
             check_key(key)
-        return await self._sender.send(self._running_supervisor(), message, key)
+        supervisor = self._supervisor
+        if supervisor is None:
+            supervisor = self._running_supervisor()  # Raises why.
+        return await self._sender.send(supervisor, message, key)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the outbound buffer is written and publications acked.
@@ -570,11 +572,8 @@ class Client(PublishingMixin):
             ClientStopped: The client stopped on its own (after the messages
                 received before that were read).
         """
-        if self._router is not None:
-            while True:
-                message = await self._router.receive()
-                if self._reply_filter is None or not self._reply_filter(message):
-                    return message
+        # The hot path: every message goes through it, so it makes no call
+        # it can avoid (this is why it reads the attributes, not properties).
         while True:
             conn = self._rx
             if conn is not None:
@@ -583,13 +582,23 @@ class Client(PublishingMixin):
                 except ConnectionClosed:
                     self._next_rx()
                     continue
-                stats = self.stats
+                stats = self._stats
                 stats.messages_in += 1
                 stats.bytes_in += len(message)
                 if self._reply_filter is not None and self._reply_filter(message):
                     continue
                 return message
+            if self._router is not None:
+                return await self._next_routed()
             await self._wait_for_rx()
+
+    async def _next_routed(self) -> Data:
+        """With a protocol adapter: the next message no subscription claimed."""
+        assert self._router is not None
+        while True:
+            message = await self._router.receive()
+            if self._reply_filter is None or not self._reply_filter(message):
+                return message
 
     # Private methods.
 

@@ -339,29 +339,45 @@ class Router:
             await self._send(link, subscribe)
 
     async def _read(self, link: _Link) -> None:
+        # The hot loop: every message received goes through it once, so the
+        # common case (a publication with room in its queue) makes no call
+        # it can avoid, and no coroutine.
         stats = self.stats
+        recv = link.conn.recv
+        route = self.adapter.route
+        subscriptions = self.subscriptions
+        sent, awaiting = link.sent, link.awaiting
         try:
             while True:
                 try:
-                    message = await link.conn.recv()
+                    message = await recv()
                 except ConnectionClosed:
                     return
                 stats.messages_in += 1
                 stats.bytes_in += len(message)
-                routed = self._route(message)
+                try:
+                    routed = route(message)
+                except Exception:
+                    logger.error(
+                        "the protocol adapter failed to route a message", exc_info=True
+                    )
+                    routed = None
                 if routed is None:
                     self._to_inbox(message)
                 elif isinstance(routed, Publication):
-                    subscription = self.subscriptions.get(routed.channel)
+                    subscription = subscriptions.get(routed.channel)
                     if (
                         subscription is None
-                        or subscription not in link.sent
-                        or (routed.offset is not None and subscription in link.awaiting)
+                        or subscription not in sent
+                        or (routed.offset is not None and subscription in awaiting)
                     ):
                         # Unsubscribed, never ours, or in flight from an earlier
                         # subscription: the resume will replay what matters.
                         stats.publications_unrouted += 1
                         continue
+                    if subscription._offer(routed):
+                        continue
+                    # The queue is full: apply the overflow policy, maybe wait.
                     link.delivering = True
                     try:
                         await subscription._deliver(routed)
@@ -378,15 +394,6 @@ class Router:
             link.answered.set()  # No answer can come any more.
             link.auth.connection_closed()
             link.done.set()
-
-    def _route(self, message: Data) -> Routed | None:
-        try:
-            return self.adapter.route(message)
-        except Exception:
-            logger.error(
-                "the protocol adapter failed to route a message", exc_info=True
-            )
-            return None
 
     def _answer(
         self, link: _Link, answer: Subscribed | SubscribeFailed | Unsubscribed | Acked

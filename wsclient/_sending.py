@@ -51,6 +51,8 @@ __all__ = [
 
 logger = logging.getLogger("wsclient")
 
+_WRITTEN = Outcome.WRITTEN
+
 OverflowPolicy: TypeAlias = Literal["block", "drop_oldest", "drop_newest", "fail"]
 """The ``buffer_overflow`` option of :class:`~wsclient.Client`."""
 
@@ -148,6 +150,8 @@ class Sender:
         write_grace: float = 10.0,
     ) -> None:
         self.buffer = buffer
+        self._queued = buffer.queued
+        self._max_bytes = buffer.max_bytes
         self.stats = stats
         self.block_timeout = block_timeout
         self.write_grace = write_grace
@@ -175,14 +179,15 @@ class Sender:
         if (
             conn is not None
             and not self.flushing
-            and not self.buffer
+            and not self._queued
             and not self._blocked
+            and not supervisor.closing
             and conn.is_open
-            and not supervisor.close_requested.is_set()
         ):  # The fast path: connected, nothing waits.
-            # As _write(), inlined: this path is as hot as ws.send() itself.
+            # As _write(), inlined: this path is as hot as ws.send() itself,
+            # so it reads attributes rather than calling (len(), is_set()).
             direct = SendReceipt(message, 0.0, None, key)
-            if direct.size > self.buffer.max_bytes:
+            if direct.size > self._max_bytes:
                 self._check_size(direct)
             try:
                 await conn.send(message)
@@ -191,7 +196,7 @@ class Sender:
                 if isinstance(exc, ConnectionClosed):
                     return direct
                 raise
-            direct.outcome = Outcome.WRITTEN  # Nobody can wait on it yet.
+            direct.outcome = _WRITTEN  # Nobody can wait on it yet.
             stats = self.stats
             stats.messages_out += 1
             stats.bytes_out += len(message)

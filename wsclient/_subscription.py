@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeAlias, TypeVar
 
 import anyio
 
@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 __all__ = ["Marker", "Message", "Overflow", "Subscription", "SubscriptionState"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """One publication, as a subscriber receives it.
+
+    Read-only by convention: not frozen, because one is made per message
+    and a frozen dataclass takes three times as long to build.
 
     Attributes:
         data: The payload.
@@ -151,7 +154,8 @@ class Subscription(Generic[T]):
         self.stale_renewals = 0
         """Times the stale-data watchdog renewed the subscription."""
         self.last_message_at: float | None = None
-        """When the last publication was queued (clock of the event loop)."""
+        """When the last publication was queued (clock of the event loop);
+        kept only with ``stale_after``, whose watchdog reads it."""
         self.connections = 0
         """Times the server accepted the subscription (connections, renewals)."""
         self._catch_up: int | None = None
@@ -162,6 +166,7 @@ class Subscription(Generic[T]):
         self._readable = anyio.Event()
         self._reader_waits = False
         self._writable = anyio.Event()
+        self._router_waits = False
 
     # Public methods.
 
@@ -213,12 +218,13 @@ class Subscription(Generic[T]):
             self._reader_waits = True
             await self._readable.wait()
         item = self._items.popleft()
-        if not self._writable.is_set():
+        if self._router_waits:
+            self._router_waits = False
             self._writable.set()
         if isinstance(item, Gap) and self._gap_policy == "raise":
             raise MessagesLost(item)
         # The item types queued are those the subscriber asked for (T).
-        return cast("T", item)
+        return item  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         queued = len(self._items)
@@ -290,6 +296,25 @@ class Subscription(Generic[T]):
             self._items.append(gap)  # Gaps are rare; they never wait for room.
             self._wake_reader()
 
+    def _offer(self, publication: Publication) -> bool:
+        """Queue one publication at once if there is room: the common case.
+
+        Returns False, having done nothing, when the queue is full: the
+        router then awaits :meth:`_deliver`, which applies the overflow
+        policy. Synchronous on purpose: no coroutine per message.
+        """
+        items = self._items
+        if len(items) >= self._max_queue:
+            return False
+        offset = publication.offset
+        deliver, gap = self.tracker.publication(publication.epoch, offset)
+        if gap is not None:
+            self._report(gap)
+        if deliver and self.state is not SubscriptionState.CLOSED:
+            if self.state is not SubscriptionState.FAILED:
+                self._append(publication)
+        return True
+
     async def _deliver(self, publication: Publication) -> None:
         """Queue one publication, per the recovery rules and the overflow policy.
 
@@ -310,8 +335,6 @@ class Subscription(Generic[T]):
         self._report(gap)
         if not deliver or self._done():
             return
-        position = self.tracker.position if publication.offset is not None else None
-        message = Message(publication.data, publication.channel, position)
         while len(self._items) >= self._max_queue:
             if self._overflow is Overflow.DROP_OLDEST:
                 if not self._drop_oldest():
@@ -323,13 +346,22 @@ class Subscription(Generic[T]):
                 return
             else:
                 self._writable = anyio.Event()
+                self._router_waits = True
                 await self._writable.wait()
                 if self._done():  # Unsubscribed or stopped while waiting.
                     return
-        self._items.append(message)
-        self._wake_reader()
-        self.last_message_at = anyio.current_time()
-        if self._catch_up is not None and (publication.offset or 0) >= self._catch_up:
+        self._append(publication)
+
+    def _append(self, publication: Publication) -> None:
+        """Queue a publication the tracker let through, and wake the reader."""
+        offset = publication.offset
+        position = None if offset is None else self.tracker.position
+        self._items.append(Message(publication.data, publication.channel, position))
+        if self._reader_waits:
+            self._wake_reader()
+        if self.stale_after is not None:  # The clock costs: only if watched.
+            self.last_message_at = anyio.current_time()
+        if self._catch_up is not None and (offset or 0) >= self._catch_up:
             self._catch_up = None
             self._mark("recovered")
 

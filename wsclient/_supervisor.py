@@ -105,6 +105,8 @@ class Supervisor:
             options.wait_strategy(), options.stop_strategy(), options.stable_after
         )
         self.close_requested = anyio.Event()
+        self.closing = False
+        """``close_requested.is_set()``, for the send path: a plain read."""
         self.stopped = anyio.Event()
         self._changed = anyio.Event()
         self._attempt_scope: anyio.CancelScope | None = None
@@ -121,6 +123,7 @@ class Supervisor:
 
     def request_close(self) -> None:
         """Stop now if connecting or backing off, gracefully if connected."""
+        self.closing = True
         self.close_requested.set()
         if self._attempt_scope is not None:
             self._attempt_scope.cancel()

@@ -105,6 +105,8 @@ class ReferenceProtocol:
         if fields is None:
             return None
         kind = fields.get("type")
+        if kind == "pub":  # By far the most common: no table lookup.
+            return _pub(fields)
         route = _ROUTES.get(kind) if isinstance(kind, str) else None
         return None if route is None else route(fields)
 
@@ -124,10 +126,14 @@ def _offset(value: object) -> int | None:
 
 
 def _pub(fields: dict[str, Any]) -> Publication | None:
-    channel = _str(fields.get("channel"))
-    if channel is None:
+    channel = fields.get("channel")
+    if not isinstance(channel, str):
         return None
-    epoch, offset = _str(fields.get("epoch")), _offset(fields.get("offset"))
+    epoch, offset = fields.get("epoch"), fields.get("offset")
+    if type(offset) is int and 0 <= offset <= MAX_OFFSET and isinstance(epoch, str):
+        # A plausible position, the common case: checked inline.
+        return Publication(channel, fields.get("data"), epoch, offset)
+    epoch, offset = _str(epoch), _offset(offset)
     if (epoch is None) != (offset is None):
         return None  # Half a position cannot be trusted.
     return Publication(channel, fields.get("data"), epoch, offset)

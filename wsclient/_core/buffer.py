@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
+    from collections.abc import Hashable, Mapping
 
 __all__ = ["Admission", "Offer", "OutboundBuffer", "Outcome", "Overflow", "Pending"]
 
@@ -179,6 +179,9 @@ class OutboundBuffer:
         # An ordered set: O(1) removal anywhere (coalescing, expiry) and at
         # both ends (pop, push_front), which a deque does not give.
         self._queue: OrderedDict[Pending, None] = OrderedDict()
+        self.queued: Mapping[Pending, None] = self._queue
+        """The messages buffered, oldest first (read-only: a cheaper
+        emptiness test than ``len()`` on a hot path)."""
         self._keys: dict[Hashable, Pending] = {}
         # Deadlines are not in queue order (push_front, or a blocked sender
         # offering an old message late): a heap with lazy removal (entries of

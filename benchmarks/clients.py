@@ -13,9 +13,11 @@ every ratio towards 1.
 
 from __future__ import annotations
 
+import collections
 import gc
 import json
 import resource
+import secrets
 import time
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
@@ -35,11 +37,14 @@ __all__ = [
 ]
 
 Backend = Literal["asyncio", "trio"]
-SideName = Literal["raw", "raw_json", "wsclient"]
+SideName = Literal["raw", "raw_json", "wsclient", "picows", "aiohttp", "tcp"]
+"""The client of a side; the last three are context lines (context.py)."""
 
 CHANNEL = "bench"
 ECHO_WARMUP = 20
 """Round trips made before timing each echo block, on both sides."""
+PUBLISH_WINDOW = 64
+"""Publications awaiting their ack at once in publish blocks, on both sides."""
 
 RAW_OPTIONS: dict[str, Any] = {
     "compression": None,
@@ -144,6 +149,10 @@ def subscribe_request(count: int, size: int) -> str:
 
 def sink_request(count: int) -> str:
     return json.dumps({"cmd": "sink", "count": count})
+
+
+def publisher_request() -> str:
+    return json.dumps({"cmd": "publisher"})
 
 
 def payload(size: int) -> str:
@@ -254,6 +263,57 @@ async def wsclient_send(backend: Backend, url: str, count: int, size: int) -> Sa
         return timer.stop()
 
 
+# Acknowledged publish, windowed: up to PUBLISH_WINDOW awaiting their ack.
+
+
+async def raw_publish(backend: Backend, url: str, count: int, size: int) -> Sample:
+    """The raw loop that does ``publish()``'s job: number each publication,
+    keep it until acked (to resend it after a reconnection), read the acks."""
+    async with raw_connect(backend, url) as ws:
+        await ws.send(publisher_request())
+        await ws.recv()  # ready
+        data = payload(size)
+        prefix = secrets.token_hex(8)
+        unacked: dict[int, str] = {}
+        timer = Timer()
+        for request_id in range(1, count + 1):
+            if len(unacked) >= PUBLISH_WINDOW:
+                del unacked[json.loads(await ws.recv())["id"]]
+            message = json.dumps(
+                {
+                    "type": "publish",
+                    "channel": CHANNEL,
+                    "data": data,
+                    "id": request_id,
+                    "msg_id": f"{prefix}-{request_id}",
+                }
+            )
+            unacked[request_id] = message
+            await ws.send(message)
+        while unacked:
+            del unacked[json.loads(await ws.recv())["id"]]
+        return timer.stop()
+
+
+async def wsclient_publish(backend: Backend, url: str, count: int, size: int) -> Sample:
+    protocol = wsclient.ReferenceProtocol()
+    async with new_client(
+        url, protocol=protocol, publish_window=PUBLISH_WINDOW
+    ) as client:
+        await client.send(publisher_request())
+        await anext(client)  # ready
+        data = payload(size)
+        in_flight: collections.deque[wsclient.PublishReceipt] = collections.deque()
+        timer = Timer()
+        for _ in range(count):
+            if len(in_flight) >= PUBLISH_WINDOW:
+                await in_flight.popleft().wait()
+            in_flight.append(client.publish_nowait(CHANNEL, data))
+        while in_flight:
+            await in_flight.popleft().wait()
+        return timer.stop()
+
+
 # Echo round trips, one at a time.
 
 
@@ -299,6 +359,7 @@ BLOCKS: dict[str, dict[SideName, BlockFunction]] = {
         "wsclient": wsclient_subscription,
     },
     "send": {"raw": raw_send, "wsclient": wsclient_send},
+    "publish": {"raw": raw_publish, "wsclient": wsclient_publish},
     "echo": {"raw": raw_echo, "wsclient": wsclient_echo},
 }
 """The block of each side, by kind of figure."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .clients import SideName
+    from .clients import Backend, SideName
 
-__all__ = ["FIGURES", "Figure", "select"]
+__all__ = ["FIGURES", "Figure", "select", "skip_reason"]
 
 KiB = 1024
 
@@ -33,6 +33,10 @@ class Figure:
             this of 1.0; None: a context figure, without a goal.
         same_core: Run against a server on the benchmark's own core.
         sides: The sides compared, A then B.
+        backends: Where it can run: the context lines' clients are asyncio
+            libraries.
+        requires: A package that side B needs (imported only to run it);
+            without it the figure is skipped with a note.
     """
 
     name: str
@@ -44,6 +48,8 @@ class Figure:
     goal: float | None = None
     same_core: bool = False
     sides: tuple[SideName, SideName] = ("raw", "wsclient")
+    backends: tuple[Backend, ...] = ("asyncio", "trio")
+    requires: str | None = None
 
     @property
     def is_aa(self) -> bool:
@@ -65,6 +71,17 @@ class Figure:
         return f">={self.goal:g}"
 
 
+def skip_reason(figure: Figure, backend: Backend) -> str | None:
+    """Why ``figure`` cannot run on ``backend``, or None if it can."""
+    if backend not in figure.backends:
+        return f"{backend}: not measured ({' and '.join(figure.backends)} only)"
+    if figure.requires is not None:
+        from .context import missing
+
+        return missing(figure.requires)
+    return None
+
+
 def _size_name(size: int) -> str:
     return f"{size // KiB}k" if size >= KiB else str(size)
 
@@ -75,6 +92,7 @@ def _figures(
     goals: dict[int, float | None],
     prefix: str | None = None,
     sides: tuple[SideName, SideName] = ("raw", "wsclient"),
+    **options: Any,
 ) -> list[Figure]:
     return [
         Figure(
@@ -84,9 +102,18 @@ def _figures(
             *counts[size],
             goal=goals.get(size),
             sides=sides,
+            **options,
         )
         for size in counts
     ]
+
+
+def _context(side: SideName, requires: str | None) -> list[Figure]:
+    """Raw websockets (A) against another asyncio client (B), no goal."""
+    return _figures(
+        "recv_client", _RECV, {}, prefix=f"ctx_{side}_recv", sides=("raw", side),
+        backends=("asyncio",), requires=requires,
+    )  # fmt: skip
 
 
 # Messages per block (full run, --quick): about 0.1 s (0.04 s) of raw
@@ -94,6 +121,8 @@ def _figures(
 _RECV = {32: (25_000, 10_000), KiB: (20_000, 8_000), 64 * KiB: (1_500, 600)}
 _SUB = {32: (15_000, 6_000), KiB: (15_000, 6_000), 64 * KiB: (1_000, 400)}
 _SEND = {32: (10_000, 4_000), KiB: (10_000, 4_000), 64 * KiB: (2_000, 800)}
+# Raw websockets gets 20,000 to 40,000 publications/s acked on asyncio.
+_PUBLISH = {32: (4_000, 1_600), KiB: (4_000, 1_600)}
 _ECHO = (1_000, 400)
 
 FIGURES: list[Figure] = [
@@ -105,6 +134,8 @@ FIGURES: list[Figure] = [
     # Context: against the bare raw loop, which does not even decode.
     *_figures("recv_sub", _SUB, {}, prefix="recv_sub_bare"),
     *_figures("send", _SEND, {32: 0.95, KiB: 0.95, 64 * KiB: 0.95}),
+    # Context: issue 6 sets no goal for acknowledged publish.
+    *_figures("publish", _PUBLISH, {}),
     Figure("echo_32", "echo", 32, *_ECHO, metric="latency"),
     # "Same-core echo p50 within 5 % of raw": 1 / 1.05 of raw's speed.
     Figure("echo_same_core_32", "echo", 32, *_ECHO, metric="latency",
@@ -113,6 +144,10 @@ FIGURES: list[Figure] = [
     # most per-message overhead, must come out within 1 % of 1.0.
     Figure("aa_recv_client_32", "recv_client", 32, *_RECV[32], goal=0.01,
            sides=("raw", "raw")),
+    # Context lines: other clients against raw websockets, asyncio only.
+    *_context("picows", "picows"),
+    *_context("aiohttp", "aiohttp"),
+    *_context("tcp", None),
 ]  # fmt: skip
 
 

@@ -22,11 +22,21 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .clients import BLOCKS, Backend, Sample
+from .context import CONTEXT_BLOCKS
+from .figures import skip_reason
 
 if TYPE_CHECKING:
+    from .clients import BlockFunction
     from .figures import Figure
 
-__all__ = ["BLOCK_TIMEOUT", "Result", "measure", "orders", "quantile"]
+__all__ = [
+    "BLOCK_TIMEOUT",
+    "Result",
+    "block_function",
+    "measure",
+    "orders",
+    "quantile",
+]
 
 BLOCK_TIMEOUT = 60.0
 """Seconds one block may take before the run fails."""
@@ -35,6 +45,12 @@ BLOCK_TIMEOUT = 60.0
 def orders(groups: int) -> list[str]:
     """The order of the blocks of each group: ABBA, BAAB, ABBA..."""
     return ["ABBA" if index % 2 == 0 else "BAAB" for index in range(groups)]
+
+
+def block_function(figure: Figure, side: str) -> BlockFunction:
+    """The block that ``side`` (a name from ``figure.sides``) runs."""
+    kind = figure.kind
+    return {**BLOCKS[kind], **CONTEXT_BLOCKS.get(kind, {})}[side]
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -55,6 +71,8 @@ class Result:
     group_cpu_ratios: list[float] = field(default_factory=list)
     samples: dict[str, list[Sample]] = field(default_factory=lambda: {"A": [], "B": []})
     seconds: float = 0.0
+    skipped: str | None = None
+    """Why the figure was not measured (then it has no ratios)."""
 
     @property
     def ratio(self) -> float:
@@ -77,6 +95,12 @@ class Result:
 
     def as_dict(self, message_bytes: int) -> dict[str, Any]:
         figure = self.figure
+        if self.skipped is not None:
+            return {
+                "figure": figure.name,
+                "backend": self.backend,
+                "skipped": self.skipped,
+            }
         data: dict[str, Any] = {
             "figure": figure.name,
             "backend": self.backend,
@@ -134,12 +158,24 @@ async def measure(
     """Measure ``figure`` on ``backend``: one warm-up block per side, then
     ``groups`` groups of four blocks of ``count`` messages each.
 
+    A figure that cannot run on ``backend`` (a context line on trio, or
+    its client is not installed) is skipped with a note: the result says
+    why, and has no ratio.
+
     Raises:
         TimeoutError: A block took longer than :data:`BLOCK_TIMEOUT`.
     """
-    blocks = BLOCKS[figure.kind]
-    run = {"A": blocks[figure.sides[0]], "B": blocks[figure.sides[1]]}
     result = Result(figure, backend, count)
+    result.skipped = skip_reason(figure, backend)
+    if result.skipped is not None:
+        print(
+            f"  {backend:7} {figure.name:20} skipped: {result.skipped}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return result
+    run = {"A": block_function(figure, figure.sides[0])}
+    run["B"] = block_function(figure, figure.sides[1])
 
     async def one(side: str) -> Sample:
         with anyio.fail_after(BLOCK_TIMEOUT):

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .clients import BLOCKS, Backend
-from .method import BLOCK_TIMEOUT
+from .figures import skip_reason
+from .method import BLOCK_TIMEOUT, block_function
 
 if TYPE_CHECKING:
+    from .clients import Backend
     from .figures import Figure
 
 __all__ = ["profile"]
@@ -26,10 +27,14 @@ LINES = 30
 
 
 async def profile(figure: Figure, backend: Backend, url: str, count: int) -> str:
-    """Profile ``BLOCKS_PROFILED`` blocks of each side; return both reports."""
+    """Profile ``BLOCKS_PROFILED`` blocks of each side; return both reports
+    (or why ``figure`` cannot run on ``backend``)."""
+    skipped = skip_reason(figure, backend)
+    if skipped is not None:
+        return f"=== {figure.name} skipped: {skipped}"
     reports = []
     for side in dict.fromkeys(figure.sides):  # Once for A/A.
-        block = BLOCKS[figure.kind][side]
+        block = block_function(figure, side)
         with anyio.fail_after(BLOCK_TIMEOUT):
             await block(backend, url, count, figure.size)  # Warm-up.
         profiler = cProfile.Profile()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from .clients import CHANNEL
@@ -20,9 +21,14 @@ __all__ = ["message_bytes", "table", "write_json"]
 
 def message_bytes(figure: Figure, count: int) -> int:
     """Bytes of one WebSocket message of ``figure`` (a typical ``pub`` for
-    subscriptions: the envelope around ``size`` bytes of data)."""
+    subscriptions, ``publish`` for publications: the envelope around
+    ``size`` bytes of data)."""
     if figure.kind == "recv_sub":
         return len(publication(CHANNEL, count // 2, figure.size).encode())
+    if figure.kind == "publish":
+        request = {"type": "publish", "channel": CHANNEL, "data": "x" * figure.size}
+        msg_id = f"{'0' * 16}-{count // 2}"  # As clients.raw_publish numbers them.
+        return len(json.dumps({**request, "id": count // 2, "msg_id": msg_id}))
     return figure.size
 
 
@@ -72,7 +78,7 @@ HEADER = [
 
 def table(results: list[Result], machine: dict[str, Any]) -> str:
     """The results as a text table, after a line describing the machine."""
-    rows = [HEADER] + [row(r) for r in results]
+    rows = [HEADER] + [row(r) for r in results if r.skipped is None]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True))
@@ -92,15 +98,27 @@ def table(results: list[Result], machine: dict[str, Any]) -> str:
         f"{machine['websockets']}, anyio {machine['anyio']}, trio {machine['trio']}"
         f"; glibc heap trimming {'off' if machine['malloc_tuned'] else 'on'}",
         "A = raw websockets (asyncio or websockets.trio), B = wsclient; A/A: raw "
-        "both. B/A: B's speed relative to A's (messages/s; for echo, p50 of A "
-        "over p50 of B): 1.0 = as fast as raw, higher is better; cpu B/A: A's "
-        "CPU time over B's for the same work. Medians over groups of ABBA/BAAB "
-        "blocks, with their interquartile range.",
+        "both; ctx_*: B = another client (picows, aiohttp; tcp: a raw TCP reader "
+        "of frame headers), asyncio only, context without a goal. B/A: B's "
+        "speed relative to A's (messages/s; for echo, p50 of A over p50 of B): "
+        "1.0 = as fast as raw, higher is better; cpu B/A: A's CPU time over B's "
+        "for the same work. Medians over groups of ABBA/BAAB blocks, with their "
+        "interquartile range.",
         "",
     ]
+    context = _context_versions(results)
+    if context:
+        head.insert(2, f"context lines: {context}")
     if machine["asyncio_debug"]:
         head.insert(0, "WARNING: PYTHONASYNCIODEBUG is set: figures are meaningless")
     return "\n".join(head + [line.rstrip() for line in lines])
+
+
+def _context_versions(results: list[Result]) -> str:
+    """The versions of the other clients measured, e.g. ``picows 2.3.1``."""
+    measured = {r.figure.requires for r in results if r.skipped is None}
+    names = sorted(name for name in measured if name is not None)
+    return ", ".join(f"{name} {metadata.version(name)}" for name in names)
 
 
 def write_json(

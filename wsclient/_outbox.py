@@ -14,6 +14,7 @@ their ack: it bounds memory and what must be resent after a reconnection.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +23,7 @@ import anyio
 
 from ._core.buffer import Outcome
 from ._exceptions import ClientClosed
+from ._signal import Signal
 
 if TYPE_CHECKING:
     from websockets.typing import Data
@@ -51,14 +53,23 @@ class PublishReceipt:
             earlier send was lost with its connection).
     """
 
-    def __init__(self, channel: str, data: Any, msg_id: str) -> None:
+    def __init__(
+        self, channel: str, data: Any, msg_id: str, request_id: int, message: Data
+    ) -> None:
         self.channel = channel
         self.msg_id = msg_id
         self.offset: int | None = None
         self.duplicate = False
         self._data = data
+        self._request_id = request_id
+        """Unique to the client, so valid on every connection: the same
+        ``message`` is sent again after a reconnection."""
+        self._message = message
         self._error: WSClientError | None = None
-        self._done = anyio.Event()
+        self._done = False
+        self._event: anyio.Event | None = None
+        """Made by the first wait() that must block: most are never awaited
+        (or only once acked), and an event costs a microsecond."""
         self._link: object = None
         """The connection it was last sent on; None if never sent."""
 
@@ -67,14 +78,14 @@ class PublishReceipt:
     @property
     def acked(self) -> bool:
         """True once the server acknowledged the publication."""
-        return self._done.is_set() and self._error is None
+        return self._done and self._error is None
 
     @property
     def outcome(self) -> Outcome | None:
         """None while awaiting the ack, then ``ACKED``; if the client closed or
         stopped first, ``POSSIBLY_LOST`` when it had been sent (it may have
         reached the server) and ``DROPPED`` when it never was."""
-        if not self._done.is_set():
+        if not self._done:
             return None
         if self._error is None:
             return Outcome.ACKED
@@ -94,7 +105,12 @@ class PublishReceipt:
             In both cases the publication may or may not have reached the
             server.
         """
-        await self._done.wait()
+        if not self._done:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+        # Already settled: no yield (a windowed publisher awaits receipts
+        # that were mostly acked already; a loop iteration each halved it).
         if self._error is not None:
             raise self._error
         return self.offset
@@ -103,16 +119,19 @@ class PublishReceipt:
 
     def _ack(self, offset: int | None, duplicate: bool) -> None:
         self.offset, self.duplicate = offset, duplicate
-        self._done.set()
+        self._settle()
 
     def _fail(self, error: WSClientError) -> None:
         self._error = error
-        self._done.set()
+        self._settle()
+
+    def _settle(self) -> None:
+        self._done = True
+        if self._event is not None:
+            self._event.set()
 
     def __repr__(self) -> str:
-        state = (
-            "acked" if self.acked else "failed" if self._done.is_set() else "unacked"
-        )
+        state = "acked" if self.acked else "failed" if self._done else "unacked"
         return f"<PublishReceipt {self.channel!r} {self.msg_id} {state}>"
 
 
@@ -126,7 +145,9 @@ class Outbox:
         self.stopped = False
         self._prefix = secrets.token_hex(8)
         self._counter = itertools.count(1)
-        self._room = anyio.Event()
+        self._room = Signal()
+        self._unsent: collections.deque[PublishReceipt] = collections.deque()
+        """Added since the current connection sent the outbox, in order."""
 
     def full(self) -> bool:
         """Whether a new publication must wait for an ack."""
@@ -139,10 +160,23 @@ class Outbox:
         """Queue ``receipt``; the router's connection sends it soon."""
         assert not self.full()
         self.unacked[receipt.msg_id] = receipt
+        self._unsent.append(receipt)
 
-    def unsent(self, link: object) -> list[PublishReceipt]:
-        """What is not acked and not sent on ``link`` yet, in order."""
-        return [r for r in self.unacked.values() if r._link is not link]
+    def rewind(self) -> None:
+        """A new connection: everything not acked is to be sent (again)."""
+        self._unsent = collections.deque(self.unacked.values())
+
+    def next_unsent(self, link: object) -> PublishReceipt | None:
+        """The oldest publication to send on ``link``, in order; None if none.
+
+        O(1) per publication (rather than a scan of the window per wake-up).
+        """
+        unsent = self._unsent
+        while unsent:
+            receipt = unsent.popleft()
+            if not receipt._done and receipt._link is not link:
+                return receipt
+        return None
 
     def acked(self, receipt: PublishReceipt, offset: int | None, dup: bool) -> None:
         """The server acknowledged ``receipt``: make room for the next one."""
@@ -158,27 +192,28 @@ class Outbox:
         for receipt in self.unacked.values():
             receipt._fail(self.error)
         self.unacked.clear()
+        self._unsent.clear()
         self._wake()
 
     async def wait_room(self) -> None:
         """Wait until a publication fits; raise the client's error if stopped."""
         while True:
+            version = self._room.version
             if self.error is not None:
                 raise self.error
             if not self.full():
                 return
-            await self._room.wait()
+            await self._room.wait(version)
 
     async def wait_acked(self) -> None:
         """Wait until no publication awaits its ack; raise if stopped first."""
         while self.unacked:
-            await self._room.wait()
+            await self._room.wait(self._room.version)
         if self.error is not None:
             raise self.error
 
     def _wake(self) -> None:
-        self._room.set()
-        self._room = anyio.Event()
+        self._room.fire()
 
 
 def check_window(window: object) -> int:

@@ -82,10 +82,12 @@ class PublishingMixin(SubscribingMixin):
     def _enqueue(self, channel: str, data: Any) -> PublishReceipt:
         router = self._subscription_router()
         msg_id = router.outbox.next_msg_id()
-        # Build the message once now, so that data the adapter cannot encode
-        # fails here, in the caller, rather than in the router's task.
-        cast("PublishingAdapter", router.adapter).publish(channel, data, msg_id, 0)
-        receipt = PublishReceipt(channel, data, msg_id)
+        request_id = router.request_id()
+        # Built once, here: data the adapter cannot encode fails in the
+        # caller rather than in the router's task, and every resend reuses it.
+        adapter = cast("PublishingAdapter", router.adapter)
+        message = adapter.publish(channel, data, msg_id, request_id)
+        receipt = PublishReceipt(channel, data, msg_id, request_id, message)
         router.outbox.add(receipt)
         router.publications_changed()
         return receipt

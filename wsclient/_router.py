@@ -19,8 +19,9 @@ order (see :mod:`._outbox`); new publications follow.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -37,17 +38,19 @@ from ._adapters.base import (
 )
 from ._authenticating import AuthExchange
 from ._outbox import Outbox, PublishReceipt
+from ._signal import Signal
 from ._subscription import Subscription, SubscriptionState
 from ._transport.base import ConnectionClosed
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from anyio.abc import TaskStatus
 
     from ._authenticating import AuthSource
     from ._core.failure import Failure
     from ._core.stats import Stats
     from ._exceptions import WSClientError
-    from ._outbox import PublishingAdapter
     from ._transport.base import Connection, Data
 
 __all__ = ["INBOX_SIZE", "REQUEST_ID_BASE", "Router"]
@@ -65,7 +68,9 @@ When nobody reads them, the oldest are dropped and counted in
 _Kind = Literal["sub", "unsub", "pub"]
 
 REQUEST_ID_BASE = 1 << 30
-"""The client's own request ids count up from here on each connection.
+"""The client's own request ids count up from here, for the life of the
+client: unique across connections, so a publication keeps its id (and its
+encoded message) when it is sent again.
 
 Applications number their requests 1, 2, 3...: starting far from there keeps
 an answer to the application's request from being taken for ours (and ours
@@ -76,7 +81,7 @@ from leaking into ``async for message in client``).
 class _Link:
     """What the router knows about one connection."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, ids: Iterator[int]) -> None:
         self.conn = conn
         self.sent: dict[Subscription[Any], int] = {}
         """Subscriptions subscribed on this connection: exactly once each."""
@@ -86,16 +91,17 @@ class _Link:
         publications for them are in flight from an earlier subscription."""
         self.delivering = False
         """True while the reader waits for room in a subscription's queue."""
-        self.next_id = REQUEST_ID_BASE
+        self._ids = ids
         self.auth = AuthExchange()
         self.answered = anyio.Event()
         self.done = anyio.Event()
 
     def request_id(self) -> int:
-        self.next_id += 1
-        return self.next_id
+        return next(self._ids)
 
     def check_answered(self) -> None:
+        if self.answered.is_set():
+            return  # For good: no need to scan (publications) again.
         if not any(kind == "sub" for kind, _ in self.pending.values()):
             self.answered.set()
 
@@ -123,7 +129,12 @@ class Router:
         self.link: _Link | None = None
         self.stopped = False
         self.error: WSClientError | None = None
-        self._changed = anyio.Event()
+        self._changed = Signal()
+        """Fires when the set of (active) subscriptions changed."""
+        self._outgoing = Signal()
+        """Fires when there is something to send: subscriptions changed or
+        a publication was added. Only the task serving the link waits."""
+        self._ids = itertools.count(REQUEST_ID_BASE + 1)
         self._readable = anyio.Event()
         self._reader_waits = False
         self._warned_inbox = False
@@ -151,7 +162,11 @@ class Router:
 
     def publications_changed(self) -> None:
         """A publication joined the outbox: the current connection sends it."""
-        self._notify()
+        self._outgoing.fire()
+
+    def request_id(self) -> int:
+        """A new id for a request of the client's own."""
+        return next(self._ids)
 
     async def receive(self) -> Data:
         """The next message that is not a subscription's, for ``async for``."""
@@ -178,8 +193,9 @@ class Router:
         Reports started once every live subscription was subscribed and
         answered (or ``open_timeout`` passed): the client is ready then.
         """
-        link = _Link(conn)
+        link = _Link(conn, self._ids)
         self.link = link
+        self.outbox.rewind()  # Everything not acked goes out on this one.
         self.failure = None
         try:
             async with anyio.create_task_group() as tg:
@@ -211,11 +227,12 @@ class Router:
                     await link.answered.wait()
                 await self._publish(link)
                 task_status.started()
+                outgoing = self._outgoing
                 while True:
-                    changed = self._changed
+                    version = outgoing.version
                     await self._sync(link)
                     await self._publish(link)
-                    await changed.wait()
+                    await outgoing.wait(version)
         finally:
             for subscription in link.sent:
                 subscription._link_ended()
@@ -261,17 +278,12 @@ class Router:
 
         Only the task serving ``link`` calls it, which keeps the order.
         """
-        adapter = cast("PublishingAdapter", self.adapter)
-        for receipt in self.outbox.unsent(link):
-            if receipt._done.is_set():
-                continue  # Acked (or failed) while an earlier one was sent.
-            request_id = link.request_id()
-            link.pending[request_id] = ("pub", receipt)
+        outbox = self.outbox
+        while (receipt := outbox.next_unsent(link)) is not None:
+            # Encoded once, when published, with an id valid on any link.
+            link.pending[receipt._request_id] = ("pub", receipt)
             receipt._link = link
-            message = adapter.publish(
-                receipt.channel, receipt._data, receipt.msg_id, request_id
-            )
-            if not await self._send(link, message):
+            if not await self._send(link, receipt._message):
                 return
 
     async def _send(self, link: _Link, message: Data) -> bool:
@@ -290,7 +302,7 @@ class Router:
         again (resuming from the position) costs little and recovers it.
         """
         while True:
-            changed = self._changed
+            version = self._changed.version
             now = anyio.current_time()
             due = {
                 sub: sub.last_message_at + sub.stale_after
@@ -309,7 +321,7 @@ class Router:
             if wake is not None and link.delivering:
                 wake = now + min(sub.stale_after or 1.0 for sub in due)
             with anyio.move_on_after(None if wake is None else wake - now):
-                await changed.wait()
+                await self._changed.wait(version)
 
     async def _renew(self, link: _Link, subscription: Subscription[Any]) -> None:
         subscription._stale()
@@ -446,8 +458,8 @@ class Router:
         self._wake()
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        self._changed.fire()
+        self._outgoing.fire()
 
     def _wake(self) -> None:
         # A new event only when the reader waits on this one: not per message.

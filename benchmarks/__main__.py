@@ -14,17 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from . import findings
 from .figures import FIGURES, select
 from .machine import ServerProcess, describe, pin_cpus, tune_malloc
 from .method import measure
 from .profiling import profile
 from .report import table, write_json
+from .resilience import NAMES, Sizes, run_resilience, split_names
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .clients import Backend
     from .figures import Figure
+    from .findings import Finding
     from .method import Result
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
@@ -52,7 +55,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         nargs="+",
         metavar="FIGURE",
         help="figures to run, by name or prefix (recv, recv_sub, send_1k, echo, "
-        f"aa...); all: {', '.join(f.name for f in FIGURES)}",
+        f"aa...); all: {', '.join(f.name for f in FIGURES)}; resilience: "
+        f"{', '.join(NAMES)}",
     )
     parser.add_argument(
         "--groups",
@@ -84,8 +88,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--groups must be at least 1")
     try:
         only = [n for name in args.only or () for n in name.split(",") if n]
-        args.figures = select(only or None)
+        args.resilience, only = split_names(only) if only else (list(NAMES), [])
+        # Only resilience names given: no throughput figure.
+        args.figures = select(only) if only or not args.only else []
         if args.profile is not None:
+            args.resilience = []
             args.figures = [f for f in FIGURES if f.name == args.profile]
             if not args.figures:
                 select([args.profile])  # Raises, listing the names.
@@ -117,6 +124,26 @@ async def profile_backend(
     return await profile(figure, backend, urls[figure.same_core], count)
 
 
+def run_all_resilience(
+    args: argparse.Namespace,
+    backends: list[Backend],
+    server_cpu: int | None,
+    tune: bool,
+) -> list[Finding]:
+    """The resilience figures (see benchmarks/resilience.py), backend by backend."""
+    if not args.resilience:
+        return []
+    sizes = Sizes.quick() if args.quick else Sizes()
+    found: list[Finding] = []
+    for backend in backends:
+        print(f"{backend} (resilience):", file=sys.stderr, flush=True)
+        found += anyio.run(
+            run_resilience, backend, args.resilience, server_cpu, sizes, tune,
+            backend=backend,
+        )  # fmt: skip
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     backends: list[Backend] = (
@@ -131,29 +158,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     # One server on the other CPU; one on ours for the same-core echo.
     tune = not args.no_malloc_tuning
-    with (
-        ServerProcess(server_cpu, tune) as server,
-        ServerProcess(benchmark_cpu, tune) as local,
-    ):
-        urls = {False: server.url, True: local.url}
-        if args.profile is not None:
+    results: list[Result] = []
+    if args.figures:
+        with (
+            ServerProcess(server_cpu, tune) as server,
+            ServerProcess(benchmark_cpu, tune) as local,
+        ):
+            urls = {False: server.url, True: local.url}
+            if args.profile is not None:
+                for backend in backends:
+                    figure = args.figures[0]
+                    print(
+                        anyio.run(
+                            profile_backend, backend, figure, urls, args.quick,
+                            backend=backend,
+                        )
+                    )  # fmt: skip
+                return 0
             for backend in backends:
-                figure = args.figures[0]
-                print(
-                    anyio.run(
-                        profile_backend, backend, figure, urls, args.quick,
-                        backend=backend,
-                    )
+                print(f"{backend}:", file=sys.stderr, flush=True)
+                results += anyio.run(
+                    run_backend, backend, args.figures, urls, groups, args.quick,
+                    backend=backend,
                 )  # fmt: skip
-            return 0
-        results: list[Result] = []
-        for backend in backends:
-            print(f"{backend}:", file=sys.stderr, flush=True)
-            results += anyio.run(
-                run_backend, backend, args.figures, urls, groups, args.quick,
-                backend=backend,
-            )  # fmt: skip
-    print(table(results, machine))
+    found = run_all_resilience(args, backends, server_cpu, tune)
+    if results or not found:
+        print(table(results, machine))
+    if found:
+        print(("\n" if results else "") + findings.table(found))
     config: dict[str, Any] = {
         "command": ["python", "-m", "benchmarks", *(argv or sys.argv[1:])],
         "backends": backends,
@@ -163,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
     }
     write_json(args.output, results, machine, config)
+    findings.add_to_json(args.output, found)
     print(f"\nwritten to {args.output} in {config['seconds']} s")
     return 0
 

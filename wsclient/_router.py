@@ -135,7 +135,8 @@ class Router:
         """Fires when there is something to send: subscriptions changed or
         a publication was added. Only the task serving the link waits."""
         self._ids = itertools.count(REQUEST_ID_BASE + 1)
-        self._readable = anyio.Event()
+        self._readable: anyio.Event | None = None
+        """Made when ``async for`` waits for the inbox, set when it fills."""
         self._reader_waits = False
         self._warned_inbox = False
 
@@ -175,6 +176,8 @@ class Router:
                 if self.error is not None:
                     raise self.error
                 raise StopAsyncIteration
+            if self._readable is None:
+                self._readable = anyio.Event()
             self._reader_waits = True
             await self._readable.wait()
         return self.inbox.popleft()
@@ -200,7 +203,6 @@ class Router:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read, link)
-                tg.start_soon(self._watch_stale, link)
                 if self.auth is not None:
                     self.failure = await link.auth.run(
                         self.auth,
@@ -228,10 +230,15 @@ class Router:
                 await self._publish(link)
                 task_status.started()
                 outgoing = self._outgoing
+                watching = False
                 while True:
                     version = outgoing.version
                     await self._sync(link)
                     await self._publish(link)
+                    if not watching and any(s.stale_after for s in link.sent):
+                        # A task only for clients that asked for the watchdog.
+                        tg.start_soon(self._watch_stale, link)
+                        watching = True
                     await outgoing.wait(version)
         finally:
             for subscription in link.sent:
@@ -465,8 +472,9 @@ class Router:
         # A new event only when the reader waits on this one: not per message.
         if self._reader_waits:
             self._reader_waits = False
-            self._readable.set()
-            self._readable = anyio.Event()
+            readable, self._readable = self._readable, None
+            if readable is not None:
+                readable.set()
 
 
 def _answers(answer: Routed, kind: _Kind) -> bool:

@@ -163,9 +163,11 @@ class Subscription(Generic[T]):
         self._on_unsubscribe = on_unsubscribe
         self._items: collections.deque[_Item] = collections.deque()
         self._error: WSClientError | None = None
-        self._readable = anyio.Event()
+        # Events are made only when a side must wait (an idle subscription
+        # holds none), and set only then: not per message.
+        self._readable: anyio.Event | None = None
         self._reader_waits = False
-        self._writable = anyio.Event()
+        self._writable: anyio.Event | None = None
         self._router_waits = False
 
     # Public methods.
@@ -215,12 +217,13 @@ class Subscription(Generic[T]):
                 raise self._error
             if self.state is SubscriptionState.CLOSED:
                 raise StopAsyncIteration
+            if self._readable is None:
+                self._readable = anyio.Event()
             self._reader_waits = True
             await self._readable.wait()
         item = self._items.popleft()
         if self._router_waits:
-            self._router_waits = False
-            self._writable.set()
+            self._wake_router()
         if isinstance(item, Gap) and self._gap_policy == "raise":
             raise MessagesLost(item)
         # The item types queued are those the subscriber asked for (T).
@@ -288,7 +291,7 @@ class Subscription(Generic[T]):
     def _finish(self, state: SubscriptionState) -> None:
         self.state = state
         self._wake_reader()
-        self._writable.set()  # Never leave the router blocked on a dead queue.
+        self._wake_router()  # Never leave the router blocked on a dead queue.
 
     def _report(self, gap: Gap | None) -> None:
         if gap is not None:
@@ -380,5 +383,12 @@ class Subscription(Generic[T]):
         # A new event only when the reader waits on this one: not per message.
         if self._reader_waits:
             self._reader_waits = False
-            self._readable.set()
-            self._readable = anyio.Event()
+            readable, self._readable = self._readable, None
+            if readable is not None:
+                readable.set()
+
+    def _wake_router(self) -> None:
+        self._router_waits = False
+        writable, self._writable = self._writable, None
+        if writable is not None:
+            writable.set()

@@ -143,6 +143,8 @@ class Subscription(Generic[T]):
         self.channel = channel
         self.params = params
         self.state = SubscriptionState.PENDING
+        self._ended = False
+        """``state`` is CLOSED or FAILED: a plain read for the hot path."""
         self.dropped = 0
         self.gaps = 0
         self.tracker = Tracker(channel)
@@ -290,6 +292,7 @@ class Subscription(Generic[T]):
 
     def _finish(self, state: SubscriptionState) -> None:
         self.state = state
+        self._ended = True
         self._wake_reader()
         self._wake_router()  # Never leave the router blocked on a dead queue.
 
@@ -313,9 +316,17 @@ class Subscription(Generic[T]):
         deliver, gap = self.tracker.publication(publication.epoch, offset)
         if gap is not None:
             self._report(gap)
-        if deliver and self.state is not SubscriptionState.CLOSED:
-            if self.state is not SubscriptionState.FAILED:
-                self._append(publication)
+        if not deliver or self._ended:
+            return True
+        if offset is None or self._catch_up is not None or self.stale_after:
+            self._append(publication)  # The general case.
+            return True
+        # _append() inlined for the common case: no catch-up, no watchdog.
+        items.append(
+            Message(publication.data, publication.channel, self.tracker.position)
+        )
+        if self._reader_waits:
+            self._wake_reader()
         return True
 
     async def _deliver(self, publication: Publication) -> None:
@@ -369,7 +380,7 @@ class Subscription(Generic[T]):
             self._mark("recovered")
 
     def _done(self) -> bool:
-        return self.state in (SubscriptionState.CLOSED, SubscriptionState.FAILED)
+        return self._ended
 
     def _drop_oldest(self) -> bool:
         for index, item in enumerate(self._items):

@@ -109,6 +109,7 @@ async def run_chaos(
     return received, published, aborted
 
 
+@pytest.mark.no_asyncio_debug
 async def test_chaos_three_channels(server: Server) -> None:
     """10,000+ messages over 3 channels, 20+ aborts: exactly once, in order."""
     received, published, aborted = await run_chaos(

@@ -154,6 +154,7 @@ class TestPublish:
                 assert await receipt.wait() == 1
 
 
+@pytest.mark.no_asyncio_debug
 async def test_chaos_acknowledged_publish(server: Server) -> None:
     """10,000 acked publications through 20+ random aborts: exactly once, in order."""
     rng = random.Random(2027)

@@ -133,6 +133,7 @@ async def test_malformed_position_fails_closed(server: Server) -> None:
                 await anext(aiter(news))
 
 
+@pytest.mark.no_asyncio_debug
 async def test_many_reconnections_keep_one_subscription_per_channel(
     server: Server,
 ) -> None:

@@ -30,19 +30,20 @@ class Callbacks:
     """The registered callbacks of one client, by event name."""
 
     def __init__(self) -> None:
-        self._by_name: dict[str, list[Callback]] = {name: [] for name in EVENT_NAMES}
+        # Only the names that have callbacks: most clients register few.
+        self._by_name: dict[str, list[Callback]] = {}
 
     def add(self, name: str, callback: Callback) -> None:
         """Register ``callback`` for ``name``; validate both."""
         if not isinstance(name, str):
             raise TypeError(f"event name must be one of {EVENT_NAMES}, got {name!r}")
-        if name not in self._by_name:
+        if name not in EVENT_NAMES:
             raise ValueError(f"event name must be one of {EVENT_NAMES}, got {name!r}")
         if not callable(callback):
             raise TypeError(
                 f"the callback for {name!r} must be callable, got {callback!r}"
             )
-        self._by_name[name].append(callback)
+        self._by_name.setdefault(name, []).append(callback)
 
     async def fire(self, name: str, event: object) -> None:
         """Call every callback of ``name`` in registration order.
@@ -51,7 +52,7 @@ class Callbacks:
         in application code must never stop the client from reconnecting.
         Cancellation is not caught, so closing the client stays prompt.
         """
-        for callback in self._by_name[name]:
+        for callback in self._by_name.get(name, ()):
             try:
                 result = callback(event)
                 # Only coroutines (async callbacks) are awaited: a sync one

@@ -331,8 +331,10 @@ class Client(PublishingMixin):
 
         ``event`` is ``"connect"``, ``"disconnect"``, ``"reconnect"``,
         ``"give_up"`` or ``"undelivered"``. Callbacks run in the client's
-        supervisor task, in registration order, and may be sync or async. One
-        that raises is logged and skipped. A slow async callback delays the
+        supervisor task (connect and reconnect callbacks in a short-lived
+        task of its own, while it watches the new connection), one at a
+        time, in registration order, and may be sync or async. One that
+        raises is logged and skipped. A slow async callback delays the
         supervisor: start a task for long work.
 
         ::
@@ -607,7 +609,7 @@ class Client(PublishingMixin):
         assert self._supervisor is not None
         undrained = self._supervisor.undrained
         if undrained and undrained[0] is self._rx:
-            undrained.popleft()
+            del undrained[0]
         self._rx = self._supervisor.reading = undrained[0] if undrained else None
 
     async def _wait_for_rx(self) -> None:

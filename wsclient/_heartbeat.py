@@ -32,13 +32,19 @@ Two situations look like a dead link and are not:
   blocked: the watcher grants one more timeout, logs a warning naming the
   stall, and if the link is dead after all, the disconnect event carries
   ``loop_blocked``.
+
+The watchers run in the supervisor's task, not in tasks of their own, and
+their every wait also ends when the connection closes: :meth:`Monitor.run`
+returns then, and the supervisor moves on. An idle connection with one
+watcher (the default keepalive) costs no task. Only when several watchers are
+enabled do they get a task each.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -53,6 +59,10 @@ if TYPE_CHECKING:
 __all__ = ["Monitor"]
 
 logger = logging.getLogger("wsclient")
+
+
+class _Closed(Exception):
+    """Internal: the connection closed while a watcher waited."""
 
 
 def _lag_threshold(timeout: float) -> float:
@@ -76,32 +86,33 @@ class Monitor:
         self.loop_blocked: float | None = None
 
     async def run(self) -> None:
-        """Run the enabled watchers until the connection closes or is found dead.
+        """Run the enabled watchers; return once the connection is closed.
 
-        Cancel the surrounding scope to stop watching; that is safe.
+        A watcher that finds the link dead aborts it, so this returns then
+        too. Cancel the surrounding scope to stop watching; that is safe.
         """
-        options = self.options
-        async with anyio.create_task_group() as tg:
-            if options.ping_interval is not None:
-                tg.start_soon(
-                    self._guard,
-                    self._keepalive,
-                    options.ping_interval,
-                    options.ping_timeout,
-                )
-            if options.idle_timeout is not None:
-                tg.start_soon(self._guard, self._idle_watchdog, options.idle_timeout)
-            if options.heartbeat_interval is not None:
-                assert options.heartbeat_timeout is not None
-                tg.start_soon(
-                    self._guard,
-                    self._app_heartbeat,
-                    options.heartbeat_interval,
-                    options.heartbeat_timeout,
-                )
+        opts = self.options
+        watchers: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = []
+        if opts.ping_interval is not None:
+            args = (opts.ping_interval, opts.ping_timeout)
+            watchers.append((self._keepalive, args))
+        if opts.idle_timeout is not None:
+            watchers.append((self._idle_watchdog, (opts.idle_timeout,)))
+        if opts.heartbeat_interval is not None:
+            args = (opts.heartbeat_interval, opts.heartbeat_timeout)
+            watchers.append((self._app_heartbeat, args))
+        if len(watchers) == 1:  # The usual case: in this task.
+            await self._guard(*watchers[0])
+        elif watchers:
+            async with anyio.create_task_group() as tg:
+                for watcher in watchers:
+                    tg.start_soon(self._guard, *watcher)
+        # Every watcher ends once the connection is closed, or after aborting
+        # it (then closed within a loop iteration or two).
+        await self.conn.wait_closed()
 
     async def _guard(
-        self, watcher: Callable[..., Awaitable[None]], *args: float | None
+        self, watcher: Callable[..., Awaitable[None]], args: tuple[Any, ...]
     ) -> None:
         """Run one watcher; nothing it raises may take the client down.
 
@@ -112,7 +123,7 @@ class Monitor:
         """
         try:
             await watcher(*args)
-        except ConnectionClosed:
+        except (ConnectionClosed, _Closed):
             return
         except Exception:
             logger.error("the %s watcher failed", watcher.__name__, exc_info=True)
@@ -299,8 +310,13 @@ class Monitor:
         await self._sleep_until(anyio.current_time() + seconds)
 
     async def _sleep_until(self, deadline: float) -> float:
-        """Sleep until ``deadline``; return how late the wake-up was."""
-        await anyio.sleep_until(deadline)
+        """Sleep until ``deadline``; return how late the wake-up was.
+
+        Raises:
+            _Closed: The connection closed first: stop watching.
+        """
+        if await self.conn.wait_closed_until(deadline):
+            raise _Closed
         late = anyio.current_time() - deadline
         self._record_lag(late)
         return late

@@ -17,7 +17,6 @@ resubscribes, which must precede what was buffered.
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
 from dataclasses import dataclass, field
@@ -28,10 +27,13 @@ import anyio
 from ._core.buffer import Admission, OutboundBuffer, Outcome, Overflow, Pending
 from ._exceptions import BufferFull
 from ._options import check_seconds
+from ._signal import Signal
 from ._transport.base import ConnectionClosed
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
+
+    from anyio.abc import TaskGroup
 
     from ._core.stats import Stats
     from ._exceptions import WSClientError
@@ -162,12 +164,17 @@ class Sender:
         self.error: WSClientError | None = None
         """Set when the client stopped; the buffer is empty from then on."""
         self._discarded = 0
-        self._blocked: collections.deque[object] = collections.deque()
-        """Senders waiting for room, first come first served."""
-        self._grew = anyio.Event()
-        """Set when a message joins the buffer: wakes the flusher and the timer."""
-        self._shrank = anyio.Event()
-        """Set when messages leave it: wakes blocked senders and flush()."""
+        self._blocked: list[object] = []
+        """Senders waiting for room, first come first served (a list: an
+        empty deque takes 600 bytes, and the line is short)."""
+        # Signals, not anyio Events: an idle client awaits neither.
+        self._grew = Signal()
+        """Fires when a message joins the buffer: wakes the expiry timer."""
+        self._shrank = Signal()
+        """Fires when messages leave it: wakes blocked senders and flush()."""
+        self._attached: tuple[Connection, TaskGroup] | None = None
+        """The open connection, once flushed, and where to start a flusher."""
+        self._flusher_started = False
 
     # Public methods for the client.
 
@@ -227,7 +234,7 @@ class Sender:
                     receipt = self._new_receipt(message, key, now)
                     if self.block_timeout is not None:
                         deadline = now + self.block_timeout
-                shrank = self._shrank
+                shrank = self._shrank.version
                 expired = receipt.expires_at is not None and receipt.expires_at <= now
                 if first or expired:  # Else queued behind others: no offer.
                     offer = self.buffer.offer(receipt, now)
@@ -261,7 +268,7 @@ class Sender:
                     ticket = object()
                     self._blocked.append(ticket)
                 with anyio.move_on_at(_earliest(deadline, receipt.expires_at)):
-                    await shrank.wait()
+                    await self._shrank.wait(shrank)
         finally:
             if ticket is not None:
                 self._blocked.remove(ticket)
@@ -271,7 +278,7 @@ class Sender:
         """Wait until the buffer is empty and written; raise if the client stopped."""
         while self.buffer or self.flushing:
             self._check_running(supervisor)
-            await self._shrank.wait()
+            await self._shrank.wait(self._shrank.version)
         self._check_running(supervisor)
 
     # Public methods for the supervisor.
@@ -302,27 +309,36 @@ class Sender:
             self._update_stats()
             self._wake_shrank()
 
-    async def keep_flushing(self, conn: Connection) -> None:
-        """While connected, flush whatever joins the buffer (a safety net:
-        senders write directly while nothing is buffered)."""
-        while conn.is_open:
-            grew = self._grew
-            if self.buffer:
-                await self.flush_to(conn)
-            await grew.wait()
+    def attach(self, conn: Connection, tg: TaskGroup) -> None:
+        """``conn`` is open and flushed: flush what joins the buffer from now on.
+
+        A safety net rather than a task that waits: while nothing is
+        buffered, senders write directly, so the buffer rarely grows while
+        connected; when it does, a flusher task starts in ``tg`` and ends
+        once the buffer is empty. Call :meth:`detach` when ``conn`` ends.
+        """
+        self._attached = (conn, tg)
+        self._start_flusher()
+
+    def detach(self) -> None:
+        """The connection ended (and ``tg`` with it): nothing to flush into."""
+        self._attached = None
+        self._flusher_started = False
+        self.flushing = False
 
     async def expire(self) -> None:
         """Expire buffered messages on time, connected or not; runs until cancelled."""
         buffer = self.buffer
         if buffer.ttl is None:
             return
+        grew = self._grew
         while True:
-            grew = self._grew
+            version = grew.version
             at = buffer.next_expiry()
             # A message admitted late (its sender was blocked) may expire
             # before the earliest seen so far: look again when one joins.
             with anyio.move_on_at(math.inf if at is None else at):
-                await grew.wait()
+                await grew.wait(version)
                 continue
             self._settled(buffer.expire(anyio.current_time()))
 
@@ -427,12 +443,35 @@ class Sender:
         stats.buffer_replaced = buffer.replaced
 
     def _wake_grew(self) -> None:
-        self._grew.set()
-        self._grew = anyio.Event()
+        self._grew.fire()
+        if self._attached is not None:
+            self._start_flusher()
 
     def _wake_shrank(self) -> None:
-        self._shrank.set()
-        self._shrank = anyio.Event()
+        self._shrank.fire()
+
+    def _start_flusher(self) -> None:
+        """Start a task to flush the buffer onto the attached connection,
+        unless one runs already, or a flush is under way, or nothing waits."""
+        attached = self._attached
+        if (
+            attached is None
+            or self._flusher_started
+            or self.flushing
+            or not self.buffer
+        ):
+            return
+        conn, tg = attached
+        if not conn.is_open:
+            return  # The next connection flushes it.
+        self._flusher_started = True
+        tg.start_soon(self._flush, conn)
+
+    async def _flush(self, conn: Connection) -> None:
+        try:
+            await self.flush_to(conn)
+        finally:
+            self._flusher_started = False
 
 
 def _earliest(a: float | None, b: float | None) -> float:

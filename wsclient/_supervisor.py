@@ -13,9 +13,7 @@ the connection ended, decides what comes next, and tells everyone.
 
 from __future__ import annotations
 
-import collections
 import logging
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -35,14 +33,16 @@ from ._exceptions import (
     GaveUp,
 )
 from ._heartbeat import Monitor
+from ._latch import Latch
 from ._secrets import redact_text
 from ._sending import UndeliveredEvent
+from ._signal import Signal
 from ._transport.auto import get_opener
 from ._transport.base import ConnectFailed, Connection, scrub
 from ._urls import UrlRotation, redact_url
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskStatus
+    from anyio.abc import TaskGroup, TaskStatus
 
     from ._callbacks import Callbacks
     from ._core.stats import Stats
@@ -94,8 +94,9 @@ class Supervisor:
         """Why the client stopped, when it stopped on its own."""
         self.conn: Connection | None = None
         """The open connection, while CONNECTED."""
-        self.undrained: collections.deque[Connection] = collections.deque()
-        """Connections the consumer has not finished reading, oldest first."""
+        self.undrained: list[Connection] = []
+        """Connections the consumer has not finished reading, oldest first
+        (at most MAX_UNDRAINED + 1: a list, lighter than a deque)."""
         self.reading: Connection | None = None
         """The connection the consumer reads now (set by the client)."""
         self.url = ""
@@ -104,14 +105,18 @@ class Supervisor:
         self.policy = ReconnectPolicy(
             options.wait_strategy(), options.stop_strategy(), options.stable_after
         )
-        self.close_requested = anyio.Event()
+        # Latches and a Signal, not anyio Events: an idle client must not
+        # pay for events that nobody awaits (see Latch).
+        self.close_requested = Latch()
         self.closing = False
         """``close_requested.is_set()``, for the send path: a plain read."""
-        self.stopped = anyio.Event()
-        self._changed = anyio.Event()
+        self.stopped = Latch()
+        self._changed = Signal()
         self._attempt_scope: anyio.CancelScope | None = None
+        """Cancelled by close(): the attempt, the backoff, or the connection."""
+        self._setup_task_id: int | None = None
+        """The task that readies a new connection (connect callbacks, flush)."""
         self._auth_retried = False
-        self._connected_at = -math.inf
         self._reached = False
         """Whether the last connection was reported connected."""
         self._stable = False
@@ -126,6 +131,8 @@ class Supervisor:
         self.closing = True
         self.close_requested.set()
         if self._attempt_scope is not None:
+            # Connecting, backing off: stop at once. Connected: stop watching
+            # and readying the connection, which then closes gracefully.
             self._attempt_scope.cancel()
         if self.state is ClientState.IDLE:
             self._set_state(ClientState.CLOSED)
@@ -142,24 +149,34 @@ class Supervisor:
         """True when called from the supervisor task (from a callback).
 
         close() called there must not wait for the very task that runs it.
-        A task id, not a context variable: tasks that a callback starts
-        inherit its context but are not the supervisor.
+        The connect callbacks run in a task of the supervisor's own (see
+        :meth:`_connected`), which counts. A task id, not a context variable:
+        tasks that a callback starts inherit its context but are not the
+        supervisor.
         """
-        return anyio.get_current_task().id == self._task_id
+        task_id = anyio.get_current_task().id
+        return task_id == self._task_id or task_id == self._setup_task_id
 
     async def wait_changed(self) -> None:
-        """Wait for the next change of state (or of the connection)."""
-        await self._changed.wait()
+        """Wait for the next change of state (or of the connection).
+
+        Call it right after looking at the state, with no checkpoint in
+        between: a change made meanwhile would be missed.
+        """
+        await self._changed.wait(self._changed.version)
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """The supervisor task. It never raises: failures become state."""
         self._task_id = anyio.get_current_task().id
         task_status.started()
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self.sender.expire)
+            if self.sender.buffer.ttl is None:
                 await self._loop()
-                tg.cancel_scope.cancel()
+            else:  # A task to expire messages on time, connected or not.
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self.sender.expire)
+                    await self._loop()
+                    tg.cancel_scope.cancel()
             undelivered = self._discard()
             if undelivered:
                 await self.callbacks.fire("undelivered", undelivered)
@@ -205,8 +222,7 @@ class Supervisor:
 
     def _notify(self) -> None:
         """Wake every task waiting in :meth:`wait_changed`."""
-        self._changed.set()
-        self._changed = anyio.Event()
+        self._changed.fire()
 
     async def _loop(self) -> None:
         attempts = 0  # since the connection was last up, for events and the provider
@@ -300,61 +316,97 @@ class Supervisor:
 
         The connection counts (stats, the backoff's stability clock) once
         authenticated: one whose credentials were refused is a failed attempt.
+
+        This task watches the connection (the heartbeat) until it closes; a
+        short-lived task readies it meanwhile (resubscribe, connect
+        callbacks, flush), so that a dead link is found even while a
+        callback or the flush is stuck. An idle connection costs no task of
+        its own: thousands of idle clients fit in one process.
         """
         self.stats.ping_rtt = None  # A round trip of this connection, not the last.
-        reached = self._reached = self._stable = False
+        self._reached = self._stable = False
         monitor = Monitor(conn, self.options, self.stats)
+        ready = Latch()  # Built only if the connection closes while readying.
+        up_at: list[float] = []  # When it was counted as connected, if it was.
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(monitor.run)
-                tg.start_soon(self._cancel_on_close_request, tg.cancel_scope)
-                if self.router is not None:
-                    # Resubscribe before anyone can send or see CONNECTED.
-                    await tg.start(self.router.serve, conn)
-                else:
-                    self._keep_for_consumer(conn)
-                now = anyio.current_time()
-                reconnect = self.stats.connects > 0
-                if self.router is None or self.router.failure is None:
-                    # Counted from here: after authentication, so that a slow
-                    # refusal never looks like a stable connection.
-                    self.policy.connected(now)
-                    self._connected_at, reached = now, True
-                    self.stats.connects += 1
-                    if reconnect:
-                        self.stats.reconnects += 1
-                if conn.is_open:  # Not lost while resubscribing.
-                    # Until the buffer is flushed, only the callbacks write
-                    # directly (a raw client re-authenticates or resubscribes
-                    # there); everyone else queues behind the buffer.
-                    self.sender.flushing = True
-                    self.conn = conn
-                    self._set_state(ClientState.CONNECTED)
-                    logger.info("connected to %s", self.url)
-                    connected = ConnectEvent(self.url, attempt, reconnect)
-                    try:
-                        await self.callbacks.fire("connect", connected)
-                        if reconnect:
-                            downtime = now - (now if down_at is None else down_at)
-                            back = ReconnectEvent(attempt, downtime, self.url)
-                            await self.callbacks.fire("reconnect", back)
-                        # What was sent while disconnected, in order; then new
-                        # sends go straight to the connection.
-                        await self.sender.flush_to(conn)
-                    finally:
-                        self.sender.flushing = False
-                    tg.start_soon(self.sender.keep_flushing, conn)
-                await conn.wait_closed()
+                self._attempt_scope = tg.cancel_scope  # close(): graceful now.
+                if self.closing:
+                    tg.cancel_scope.cancel()
+                tg.start_soon(self._ready, conn, attempt, down_at, tg, ready, up_at)
+                await monitor.run()  # Until the connection is closed.
+                # Its callbacks end first: a disconnect never overtakes them.
+                await ready.wait()
                 if self.router is not None:
                     await self._hand_over(conn)
-                tg.cancel_scope.cancel()
+                tg.cancel_scope.cancel()  # The router's reader, a flusher.
         finally:
+            self._attempt_scope = None
             self.conn = None
-        if reached:
+            self.sender.detach()
+        if up_at:
             self.stats.disconnects += 1
-            uptime = anyio.current_time() - self._connected_at
+            uptime = anyio.current_time() - up_at[0]
             self._reached, self._stable = True, uptime >= self.options.stable_after
         return monitor
+
+    async def _ready(
+        self,
+        conn: Connection,
+        attempt: int,
+        down_at: float | None,
+        tg: TaskGroup,
+        ready: Latch,
+        up_at: list[float],
+    ) -> None:
+        """Ready a new connection for use, then end (its own task, see above).
+
+        Resubscribe, count it, report CONNECTED, run the connect callbacks,
+        write what was buffered; from then on, anything that joins the
+        buffer is flushed by a task started on demand (see Sender.attach).
+        """
+        self._setup_task_id = anyio.get_current_task().id
+        try:
+            if self.router is not None:
+                # Resubscribe before anyone can send or see CONNECTED.
+                await tg.start(self.router.serve, conn)
+            else:
+                self._keep_for_consumer(conn)
+            now = anyio.current_time()
+            reconnect = self.stats.connects > 0
+            if self.router is None or self.router.failure is None:
+                # Counted from here: after authentication, so that a slow
+                # refusal never looks like a stable connection.
+                self.policy.connected(now)
+                up_at.append(now)
+                self.stats.connects += 1
+                if reconnect:
+                    self.stats.reconnects += 1
+            if not conn.is_open:  # Lost while resubscribing.
+                return
+            # Until the buffer is flushed, only the callbacks write directly
+            # (a raw client re-authenticates or resubscribes there);
+            # everyone else queues behind the buffer.
+            self.sender.flushing = True
+            self.conn = conn
+            self._set_state(ClientState.CONNECTED)
+            logger.info("connected to %s", self.url)
+            connected = ConnectEvent(self.url, attempt, reconnect)
+            try:
+                await self.callbacks.fire("connect", connected)
+                if reconnect:
+                    downtime = now - (now if down_at is None else down_at)
+                    back = ReconnectEvent(attempt, downtime, self.url)
+                    await self.callbacks.fire("reconnect", back)
+                # What was sent while disconnected, in order; then new sends
+                # go straight to the connection.
+                await self.sender.flush_to(conn)
+            finally:
+                self.sender.flushing = False
+            self.sender.attach(conn, tg)
+        finally:
+            self._setup_task_id = None
+            ready.set()
 
     async def _hand_over(self, conn: Connection) -> None:
         """Let the router read what the closed connection received.
@@ -377,10 +429,6 @@ class Supervisor:
                 "publications among them are recovered by the resume",
                 left,
             )
-
-    async def _cancel_on_close_request(self, scope: anyio.CancelScope) -> None:
-        await self.close_requested.wait()
-        scope.cancel()
 
     def _keep_for_consumer(self, conn: Connection) -> None:
         self.undrained.append(conn)

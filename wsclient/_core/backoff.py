@@ -33,6 +33,12 @@ StopStrategy = Callable[[tenacity.RetryCallState], bool]
 """A tenacity stop strategy, such as ``tenacity.stop_after_attempt(10)``."""
 
 
+_JITTER_RNG = random.Random()
+"""The generator of every :class:`ExponentialJitter` not given its own: one
+per process, seeded from the OS. A ``random.Random`` takes 2.5 KiB, too much
+to pay per client when a bot holds thousands of idle connections."""
+
+
 def _check(name: str, value: object, minimum: float, inclusive: bool = True) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {value!r}")
@@ -57,6 +63,8 @@ class ExponentialJitter(tenacity.wait.wait_base):
         maximum: Cap of the base delay, in seconds.
         multiplier: Growth factor of the base delay per consecutive failure.
         jitter: Fraction of the base delay that is randomised, from 0 to 1.
+        rng: The generator to draw from (seed one for reproducible delays);
+            by default one shared by all clients, seeded from the OS.
     """
 
     def __init__(
@@ -79,7 +87,7 @@ class ExponentialJitter(tenacity.wait.wait_base):
         self.maximum = maximum
         self.multiplier = multiplier
         self.jitter = jitter
-        self._random = (rng or random.Random()).random
+        self._random = (_JITTER_RNG if rng is None else rng).random
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exponent = max(retry_state.attempt_number - 1, 0)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
@@ -64,6 +66,25 @@ class _Connection(ClientConnection, DropCounter):
     async def abort(self) -> None:
         self.transport.abort()
 
+    async def wait_closed_until(self, deadline: float) -> bool:
+        # Plain asyncio rather than anyio's move_on_at() around wait_closed():
+        # the heartbeat spends its life here, and a cancel scope plus
+        # wait_closed()'s shield future cost more than twice the memory.
+        lost = self.connection_lost_waiter
+        if lost.done():
+            await anyio.lowlevel.checkpoint()
+            return True
+        wake = self.loop.create_future()
+        on_lost = functools.partial(_wake, wake)
+        lost.add_done_callback(on_lost)
+        timer = self.loop.call_at(deadline, _wake, wake)
+        try:
+            await wake  # Cancelling the task cancels only this future.
+        finally:
+            timer.cancel()
+            lost.remove_done_callback(on_lost)
+        return lost.done()
+
     async def ping(self) -> Callable[[], Awaitable[None]]:  # type: ignore[override]
         pong = await super().ping()
 
@@ -86,6 +107,11 @@ class _Connection(ClientConnection, DropCounter):
 
     def close_failure(self, reason_override: str | None = None) -> Any:
         return close_failure(self.protocol, reason_override)
+
+
+def _wake(future: asyncio.Future[None], *_: object) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _TrackingConnection(_Connection):

@@ -66,6 +66,12 @@ class _Connection(ClientConnection, DropCounter):
     async def abort(self) -> None:
         await trio.aclose_forcefully(self.stream)
 
+    async def wait_closed_until(self, deadline: float) -> bool:
+        closed = self.stream_closed
+        with trio.move_on_at(deadline):
+            await closed.wait()
+        return closed.is_set()
+
     def stop_flow_control(self) -> None:
         assembler = self.recv_messages
         drop_beyond(
@@ -88,8 +94,16 @@ class _Connection(ClientConnection, DropCounter):
             self.recv_flow_control.set()
 
     async def ping(self) -> Callable[[], Awaitable[None]]:  # type: ignore[override]
-        pong = await super().ping()
-        return pong.wait
+        # Set on close too (ack_on_close), so that the heartbeat waiting for
+        # it learns of the close (asyncio's pong future fails then).
+        pong = await super().ping(ack_on_close=True)
+
+        async def wait_pong() -> None:
+            await pong.wait()
+            if self.protocol.state is State.CLOSED:
+                raise self.protocol.close_exc
+
+        return wait_pong
 
     def close_failure(self, reason_override: str | None = None) -> Any:
         return close_failure(self.protocol, reason_override)

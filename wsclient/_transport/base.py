@@ -95,6 +95,13 @@ class Connection(Protocol):
     async def wait_closed(self) -> None:
         """Return once the connection is closed."""
 
+    async def wait_closed_until(self, deadline: float) -> bool:
+        """Wait until the connection is closed or the clock reaches ``deadline``
+        (``anyio.current_time()``); return True if it is closed.
+
+        Cancelling it is safe.
+        """
+
     messages_dropped: int
     """Messages dropped by :meth:`stop_flow_control` beyond ``max_queue``."""
 

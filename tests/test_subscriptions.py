@@ -265,6 +265,56 @@ class TestOverflow:
                     assert await take(news, 200) == list(range(1, 201))
 
 
+class TestWakeUps:
+    """Readers are woken for every message, whatever the batching.
+
+    On trio the router defers wake-ups while more messages are buffered
+    (Router._read): the last ones of a burst must still reach a reader that
+    waits, with nothing arriving after them.
+    """
+
+    async def test_burst_then_silence(self, server: Server) -> None:
+        """A burst that is no multiple of the wake batch is read to its end."""
+        async with Client(server.url, **channel_options()) as client:
+            news = client.subscribe("news")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 1)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(publish_many, server, "news", 1, 150)
+                    assert await take(news, 150) == list(range(1, 151))
+
+    async def test_two_readers_and_the_inbox(self, server: Server) -> None:
+        """Interleaved channels and plain messages: every reader gets its own."""
+        async with Client(server.url, **channel_options()) as client:
+            a, b = client.subscribe("a"), client.subscribe("b")
+            with anyio.fail_after(LONG):
+                await server.wait_for(lambda n: n.subscriptions_open == 2)
+
+                async def burst() -> None:
+                    for n in range(1, 101):
+                        await server.publish("a", n)
+                        await server.publish("b", -n)
+                        if n % 10 == 0:
+                            await server.broadcast(f"plain {n}")
+
+                async def plain() -> list[object]:
+                    return [await anext(aiter(client)) for _ in range(10)]
+
+                results: dict[str, list[object]] = {}
+
+                async def collect(name: str, reader: Any) -> None:
+                    results[name] = await reader
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(collect, "a", take(a, 100))
+                    tg.start_soon(collect, "b", take(b, 100))
+                    tg.start_soon(collect, "plain", plain())
+                    tg.start_soon(burst)
+        assert results["a"] == list(range(1, 101))
+        assert results["b"] == [-n for n in range(1, 101)]
+        assert results["plain"] == [f"plain {n}" for n in range(10, 101, 10)]
+
+
 class TestMarkers:
     async def test_reconnected_and_recovered_in_the_stream(
         self, server: Server

@@ -43,7 +43,7 @@ from ._subscription import Subscription, SubscriptionState
 from ._transport.base import ConnectionClosed
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from anyio.abc import TaskStatus
 
@@ -66,6 +66,10 @@ When nobody reads them, the oldest are dropped and counted in
 
 
 _Kind = Literal["sub", "unsub", "pub"]
+
+WAKE_BATCH = 64
+"""On trio, a reader is woken once this many messages wait for it, even if
+more are buffered (see Router._read): bounded latency, a warm cache."""
 
 REQUEST_ID_BASE = 1 << 30
 """The client's own request ids count up from here, for the life of the
@@ -361,13 +365,25 @@ class Router:
         # The hot loop: every message received goes through it once, so the
         # common case (a publication with room in its queue) makes no call
         # it can avoid, and no coroutine.
+        #
+        # Waking a reader costs a task switch. On asyncio, recv() returns at
+        # once while messages are buffered, so the reader runs once the batch
+        # is read anyway. On trio, recv() yields every time: woken at once,
+        # the reader would run after every message. There the wake-ups wait
+        # (in ``deferred``) until nothing more is buffered, or a reader has a
+        # batch of WAKE_BATCH: never while this task waits for the network.
         stats = self.stats
-        recv = link.conn.recv
+        conn = link.conn
+        recv = conn.recv
         route = self.adapter.route
         subscriptions = self.subscriptions
         sent, awaiting = link.sent, link.awaiting
+        batching = conn.recv_checkpoints
+        deferred: set[Callable[[], None]] = set()
         try:
             while True:
+                if deferred and not conn.pending_messages:
+                    _wake_all(deferred)  # About to wait for the network.
                 try:
                     message = await recv()
                 except ConnectionClosed:
@@ -382,7 +398,7 @@ class Router:
                     )
                     routed = None
                 if routed is None:
-                    self._to_inbox(message)
+                    self._to_inbox(message, deferred if batching else None)
                 elif isinstance(routed, Publication):
                     subscription = subscriptions.get(routed.channel)
                     if (
@@ -395,8 +411,14 @@ class Router:
                         stats.publications_unrouted += 1
                         continue
                     if subscription._offer(routed):
+                        if subscription._reader_waits:
+                            if batching and len(subscription._items) < WAKE_BATCH:
+                                deferred.add(subscription._wake_reader)
+                            else:
+                                subscription._wake_reader()
                         continue
                     # The queue is full: apply the overflow policy, maybe wait.
+                    _wake_all(deferred)
                     link.delivering = True
                     try:
                         await subscription._deliver(routed)
@@ -410,6 +432,7 @@ class Router:
                 elif not self._answer(link, routed):
                     self._to_inbox(message)  # An answer to a request of the app's.
         finally:
+            _wake_all(deferred)
             link.answered.set()  # No answer can come any more.
             link.auth.connection_closed()
             link.done.set()
@@ -451,7 +474,11 @@ class Router:
         link.check_answered()
         return True
 
-    def _to_inbox(self, message: Data) -> None:
+    def _to_inbox(
+        self, message: Data, deferred: set[Callable[[], None]] | None = None
+    ) -> None:
+        """Keep a message for ``async for message in client``; wake its
+        reader now, or add the wake-up to ``deferred`` (see _read)."""
         if len(self.inbox) >= INBOX_SIZE:
             self.inbox.popleft()
             self.stats.messages_dropped += 1
@@ -462,7 +489,11 @@ class Router:
                     "iterates the client (counted in stats.messages_dropped)"
                 )
         self.inbox.append(message)
-        self._wake()
+        if self._reader_waits:
+            if deferred is not None and len(self.inbox) < WAKE_BATCH:
+                deferred.add(self._wake)
+            else:
+                self._wake()
 
     def _notify(self) -> None:
         self._changed.fire()
@@ -475,6 +506,12 @@ class Router:
             readable, self._readable = self._readable, None
             if readable is not None:
                 readable.set()
+
+
+def _wake_all(deferred: set[Callable[[], None]]) -> None:
+    for wake in deferred:
+        wake()
+    deferred.clear()
 
 
 def _answers(answer: Routed, kind: _Kind) -> bool:

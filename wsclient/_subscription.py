@@ -307,7 +307,9 @@ class Subscription(Generic[T]):
 
         Returns False, having done nothing, when the queue is full: the
         router then awaits :meth:`_deliver`, which applies the overflow
-        policy. Synchronous on purpose: no coroutine per message.
+        policy. Synchronous on purpose: no coroutine per message. It does
+        not wake the reader: the router does, when it sees fit (see
+        Router._read).
         """
         items = self._items
         if len(items) >= self._max_queue:
@@ -325,8 +327,6 @@ class Subscription(Generic[T]):
         items.append(
             Message(publication.data, publication.channel, self.tracker.position)
         )
-        if self._reader_waits:
-            self._wake_reader()
         return True
 
     async def _deliver(self, publication: Publication) -> None:
@@ -365,14 +365,14 @@ class Subscription(Generic[T]):
                 if self._done():  # Unsubscribed or stopped while waiting.
                     return
         self._append(publication)
+        self._wake_reader()
 
     def _append(self, publication: Publication) -> None:
-        """Queue a publication the tracker let through, and wake the reader."""
+        """Queue a publication the tracker let through (the caller wakes the
+        reader)."""
         offset = publication.offset
         position = None if offset is None else self.tracker.position
         self._items.append(Message(publication.data, publication.channel, position))
-        if self._reader_waits:
-            self._wake_reader()
         if self.stale_after is not None:  # The clock costs: only if watched.
             self.last_message_at = anyio.current_time()
         if self._catch_up is not None and (offset or 0) >= self._catch_up:

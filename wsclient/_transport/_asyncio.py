@@ -28,6 +28,7 @@ class _Connection(ClientConnection, DropCounter):
     pauses = 0
     last_frame_at = 0.0
     last_data_at = 0.0
+    recv_checkpoints = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)

@@ -25,6 +25,7 @@ class _Connection(ClientConnection, DropCounter):
     pauses = 0
     last_frame_at = 0.0
     last_data_at = 0.0
+    recv_checkpoints = True
 
     def pause_reading(self) -> None:
         self.pauses += 1
@@ -60,8 +61,13 @@ class _Connection(ClientConnection, DropCounter):
 
     @property
     def pending_messages(self) -> int:
-        stats = self.recv_messages.recv_frames.statistics()
-        return int(stats.current_buffer_used)
+        channel = self.recv_messages.recv_frames
+        try:
+            # The router asks after every message: statistics() builds an
+            # object each time (about 1 µs), the channel's deque does not.
+            return len(channel._state.data)
+        except AttributeError:  # trio changed its internals.
+            return int(channel.statistics().current_buffer_used)
 
     async def abort(self) -> None:
         await trio.aclose_forcefully(self.stream)

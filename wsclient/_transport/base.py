@@ -67,6 +67,9 @@ class Connection(Protocol):
     """Clock reading when the last frame arrived (maintained when tracking)."""
     last_data_at: float
     """Clock reading when the last data frame arrived (maintained when tracking)."""
+    recv_checkpoints: bool
+    """True if ``recv`` yields to other tasks even when a message is ready
+    (trio), False if it returns at once then (asyncio)."""
 
     async def recv(self) -> Data:
         """Return the next message (websockets' own method)."""

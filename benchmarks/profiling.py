@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,7 @@ async def profile(figure: Figure, backend: Backend, url: str, count: int) -> str
             total += sample.elapsed
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
-        stats.sort_stats("tottime").print_stats(LINES)
+        stats.sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(LINES)
         if side == "wsclient":  # Where wsclient's own code spends its time.
             stats.sort_stats("cumulative").print_stats(r"wsclient[/\\]", LINES)
         messages = BLOCKS_PROFILED * count

@@ -1,0 +1,45 @@
+"""The benchmark harness still runs: one small block per kind of figure.
+
+Not a measurement (the figures are far too small to mean anything, and CI
+machines are noisy): it keeps ``python -m benchmarks`` from rotting while
+the client changes under it, on both backends, and checks that the JSON it
+writes carries a ratio for every figure run and that the README's tables can
+be made from it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .utils import LONG
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ["recv_client_32", "recv_sub_32", "send_32", "publish_32", "echo_32"]
+
+
+@pytest.mark.timeout(600)
+def test_benchmarks_run_and_report(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    command = [
+        sys.executable, "-m", "benchmarks", "--quick", "--groups", "1",
+        "--no-pin", "--output", str(output), "--only", *FIGURES,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=LONG * 60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(output.read_text())["results"]
+    ran = {(r["figure"], r["backend"]) for r in results}
+    assert ran == {(f, b) for f in FIGURES for b in ("asyncio", "trio")}
+    for result in results:
+        assert 0 < result["ratio"] < 100, result
+    tables = subprocess.run(
+        [sys.executable, "-m", "benchmarks.markdown", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=LONG * 6, check=True,
+    )  # fmt: skip
+    assert "| `recv_sub_32` |" in tables.stdout

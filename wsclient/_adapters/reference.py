@@ -126,14 +126,21 @@ def _offset(value: object) -> int | None:
 
 
 def _pub(fields: dict[str, Any]) -> Publication | None:
+    try:  # The common case first, with as few steps as it takes.
+        channel, epoch, offset = fields["channel"], fields["epoch"], fields["offset"]
+        if (
+            type(offset) is int
+            and 0 <= offset <= MAX_OFFSET
+            and type(epoch) is str
+            and type(channel) is str
+        ):
+            return Publication(channel, fields.get("data"), epoch, offset)
+    except KeyError:
+        pass
     channel = fields.get("channel")
     if not isinstance(channel, str):
         return None
-    epoch, offset = fields.get("epoch"), fields.get("offset")
-    if type(offset) is int and 0 <= offset <= MAX_OFFSET and isinstance(epoch, str):
-        # A plausible position, the common case: checked inline.
-        return Publication(channel, fields.get("data"), epoch, offset)
-    epoch, offset = _str(epoch), _offset(offset)
+    epoch, offset = _str(fields.get("epoch")), _offset(fields.get("offset"))
     if (epoch is None) != (offset is None):
         return None  # Half a position cannot be trusted.
     return Publication(channel, fields.get("data"), epoch, offset)

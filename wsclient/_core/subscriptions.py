@@ -170,8 +170,9 @@ class Tracker:
             and type(epoch) is str
             and epoch == here.epoch
         ):
-            # The next one in order, by far the most common: checked first.
-            self.position = _trusted_position(epoch, offset)
+            # The next one in order, by far the most common: checked first,
+            # and its position built without checking it again.
+            self.position = _new_tuple(Position, (epoch, offset))
             return True, None
         if not _valid(epoch, offset):
             return True, None  # No position (or one a broken adapter made up).
@@ -215,13 +216,9 @@ class Tracker:
         return Gap(self.channel, reason, first, last)
 
 
-def _trusted_position(epoch: str, offset: int) -> Position:
-    """A :class:`Position` from values known to be valid, without checking
-    them again: the tracker makes one per publication."""
-    return _new_tuple(Position, (epoch, offset))
-
-
 _new_tuple = tuple.__new__
+"""Builds a :class:`Position` without checking its values again: the tracker
+makes one per publication, from values it has just checked."""
 
 
 def _valid(epoch: object, offset: object) -> bool:

@@ -37,13 +37,13 @@ from ._adapters.base import (
     Unsubscribed,
 )
 from ._authenticating import AuthExchange
-from ._outbox import Outbox, PublishReceipt
+from ._outbox import Outbox, PublishReceipt, Wakeups
 from ._signal import Signal
 from ._subscription import Subscription, SubscriptionState
 from ._transport.base import ConnectionClosed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from anyio.abc import TaskStatus
 
@@ -379,7 +379,7 @@ class Router:
         subscriptions = self.subscriptions
         sent, awaiting = link.sent, link.awaiting
         batching = conn.recv_checkpoints
-        deferred: set[Callable[[], None]] = set()
+        deferred: Wakeups = set()
         try:
             while True:
                 if deferred and not conn.pending_messages:
@@ -429,7 +429,7 @@ class Router:
                 elif isinstance(routed, Authenticated | AuthFailed):
                     if not link.auth.answered(routed):
                         self._to_inbox(message)
-                elif not self._answer(link, routed):
+                elif not self._answer(link, routed, deferred if batching else None):
                     self._to_inbox(message)  # An answer to a request of the app's.
         finally:
             _wake_all(deferred)
@@ -438,9 +438,15 @@ class Router:
             link.done.set()
 
     def _answer(
-        self, link: _Link, answer: Subscribed | SubscribeFailed | Unsubscribed | Acked
+        self,
+        link: _Link,
+        answer: Subscribed | SubscribeFailed | Unsubscribed | Acked,
+        deferred: Wakeups | None = None,
     ) -> bool:
-        """Apply an answer to one of our requests; False if it is not ours."""
+        """Apply an answer to one of our requests; False if it is not ours.
+
+        Acks wake their waiters through ``deferred`` if given (see _read).
+        """
         entry = link.pending.get(answer.request_id) if answer.request_id else None
         if entry is None or not _answers(answer, entry[0]):
             return False
@@ -448,7 +454,7 @@ class Router:
         kind, subscription = entry
         if isinstance(subscription, PublishReceipt):
             assert isinstance(answer, Acked)  # See _answers().
-            self.outbox.acked(subscription, answer.offset, answer.duplicate)
+            self.outbox.acked(subscription, answer.offset, answer.duplicate, deferred)
             return True
         if kind == "sub":
             link.awaiting.discard(subscription)
@@ -474,9 +480,7 @@ class Router:
         link.check_answered()
         return True
 
-    def _to_inbox(
-        self, message: Data, deferred: set[Callable[[], None]] | None = None
-    ) -> None:
+    def _to_inbox(self, message: Data, deferred: Wakeups | None = None) -> None:
         """Keep a message for ``async for message in client``; wake its
         reader now, or add the wake-up to ``deferred`` (see _read)."""
         if len(self.inbox) >= INBOX_SIZE:
@@ -508,7 +512,7 @@ class Router:
                 readable.set()
 
 
-def _wake_all(deferred: set[Callable[[], None]]) -> None:
+def _wake_all(deferred: Wakeups) -> None:
     for wake in deferred:
         wake()
     deferred.clear()

@@ -531,8 +531,11 @@ class Client(PublishingMixin):
         )
         self._task_group = task_group = anyio.create_task_group()
         await task_group.__aenter__()
+        self._supervisor.task_group = task_group
+        started = anyio.Event()
+        task_group.start_soon(self._supervisor.run, started)
         try:
-            await task_group.start(self._supervisor.run)
+            await started.wait()
         except BaseException as exc:  # Cancelled while starting.
             await self._exit_task_group(exc)
             raise

@@ -85,11 +85,15 @@ class Monitor:
         self.dead_reason: str | None = None
         self.loop_blocked: float | None = None
 
-    async def run(self) -> None:
+    def run(self) -> Awaitable[None]:
         """Run the enabled watchers; return once the connection is closed.
 
         A watcher that finds the link dead aborts it, so this returns then
         too. Cancel the surrounding scope to stop watching; that is safe.
+
+        With one watcher, the usual case, this is that watcher's coroutine,
+        with no frame of its own: an idle client keeps every frame of the
+        wait it sits in.
         """
         opts = self.options
         watchers: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = []
@@ -102,8 +106,14 @@ class Monitor:
             args = (opts.heartbeat_interval, opts.heartbeat_timeout)
             watchers.append((self._app_heartbeat, args))
         if len(watchers) == 1:  # The usual case: in this task.
-            await self._guard(*watchers[0])
-        elif watchers:
+            watcher, args = watchers[0]
+            return self._guard(watcher, args, until_closed=True)
+        return self._run_all(watchers)
+
+    async def _run_all(
+        self, watchers: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]]
+    ) -> None:
+        if watchers:
             async with anyio.create_task_group() as tg:
                 for watcher in watchers:
                     tg.start_soon(self._guard, *watcher)
@@ -112,7 +122,10 @@ class Monitor:
         await self.conn.wait_closed()
 
     async def _guard(
-        self, watcher: Callable[..., Awaitable[None]], args: tuple[Any, ...]
+        self,
+        watcher: Callable[..., Awaitable[None]],
+        args: tuple[Any, ...],
+        until_closed: bool = False,
     ) -> None:
         """Run one watcher; nothing it raises may take the client down.
 
@@ -124,17 +137,24 @@ class Monitor:
         try:
             await watcher(*args)
         except (ConnectionClosed, _Closed):
-            return
+            pass
         except Exception:
             logger.error("the %s watcher failed", watcher.__name__, exc_info=True)
             await self._declare_dead(f"{watcher.__name__.strip('_')} watcher failed")
+        if until_closed:  # Then return once it is closed, as run() promises.
+            await self.conn.wait_closed()
 
     # Watchers.
 
     async def _keepalive(self, interval: float, timeout: float | None) -> None:
         conn = self.conn
         while True:
-            await self._sleep(interval)
+            # What _sleep_until() does, inline: an idle client keeps every
+            # frame of the wait it sits in.
+            deadline = anyio.current_time() + interval
+            if await conn.wait_closed_until(deadline):
+                return
+            self._record_lag(anyio.current_time() - deadline)
             if timeout is None:
                 await conn.ping()
                 continue
@@ -305,12 +325,9 @@ class Monitor:
             logger.warning("%s: dropping the connection", reason)
         await self.conn.abort()
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, and record how late the wake-up was: that is loop lag."""
-        await self._sleep_until(anyio.current_time() + seconds)
-
     async def _sleep_until(self, deadline: float) -> float:
-        """Sleep until ``deadline``; return how late the wake-up was.
+        """Sleep until ``deadline``; return how late the wake-up was, and
+        record it: that is loop lag.
 
         Raises:
             _Closed: The connection closed first: stop watching.

@@ -26,12 +26,13 @@ import anyio
 
 from ._core.buffer import Admission, OutboundBuffer, Outcome, Overflow, Pending
 from ._exceptions import BufferFull
+from ._latch import Latch
 from ._options import check_seconds
 from ._signal import Signal
 from ._transport.base import ConnectionClosed
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
+    from collections.abc import Callable, Hashable
 
     from anyio.abc import TaskGroup
 
@@ -172,9 +173,13 @@ class Sender:
         """Fires when a message joins the buffer: wakes the expiry timer."""
         self._shrank = Signal()
         """Fires when messages leave it: wakes blocked senders and flush()."""
-        self._attached: tuple[Connection, TaskGroup] | None = None
-        """The open connection, once flushed, and where to start a flusher."""
-        self._flusher_started = False
+        self._attached: (
+            tuple[Connection, TaskGroup, Callable[[Exception], None]] | None
+        ) = None
+        """The open connection, once flushed, where to start a flusher, and
+        whom to tell if it fails."""
+        self._flusher: tuple[anyio.CancelScope, Latch] | None = None
+        """The flusher's scope and end, while one runs."""
 
     # Public methods for the client.
 
@@ -309,22 +314,34 @@ class Sender:
             self._update_stats()
             self._wake_shrank()
 
-    def attach(self, conn: Connection, tg: TaskGroup) -> None:
+    def attach(
+        self,
+        conn: Connection,
+        tg: TaskGroup,
+        crashed: Callable[[Exception], None],
+    ) -> None:
         """``conn`` is open and flushed: flush what joins the buffer from now on.
 
         A safety net rather than a task that waits: while nothing is
         buffered, senders write directly, so the buffer rarely grows while
         connected; when it does, a flusher task starts in ``tg`` and ends
-        once the buffer is empty. Call :meth:`detach` when ``conn`` ends.
+        once the buffer is empty; what it raises (a bug) goes to
+        ``crashed``. Call :meth:`detach` when ``conn`` ends.
         """
-        self._attached = (conn, tg)
+        self._attached = (conn, tg, crashed)
         self._start_flusher()
 
-    def detach(self) -> None:
-        """The connection ended (and ``tg`` with it): nothing to flush into."""
+    async def detach(self) -> None:
+        """The connection ended: stop the flusher, if one runs, and wait for it
+        (a write in progress gets its ``write_grace``), so that closing the
+        connection never overtakes it."""
         self._attached = None
-        self._flusher_started = False
         self.flushing = False
+        flusher = self._flusher
+        if flusher is not None:
+            scope, done = flusher
+            scope.cancel()
+            await done.wait()
 
     async def expire(self) -> None:
         """Expire buffered messages on time, connected or not; runs until cancelled."""
@@ -456,22 +473,33 @@ class Sender:
         attached = self._attached
         if (
             attached is None
-            or self._flusher_started
+            or self._flusher is not None
             or self.flushing
             or not self.buffer
         ):
             return
-        conn, tg = attached
+        conn, tg, crashed = attached
         if not conn.is_open:
             return  # The next connection flushes it.
-        self._flusher_started = True
-        tg.start_soon(self._flush, conn)
+        self._flusher = flusher = (anyio.CancelScope(), Latch())
+        tg.start_soon(self._flush, conn, flusher, crashed)
 
-    async def _flush(self, conn: Connection) -> None:
+    async def _flush(
+        self,
+        conn: Connection,
+        flusher: tuple[anyio.CancelScope, Latch],
+        crashed: Callable[[Exception], None],
+    ) -> None:
+        scope, done = flusher
         try:
-            await self.flush_to(conn)
+            with scope:
+                await self.flush_to(conn)
+        except Exception as exc:
+            crashed(exc)
         finally:
-            self._flusher_started = False
+            if self._flusher is flusher:
+                self._flusher = None
+            done.set()
 
 
 def _earliest(a: float | None, b: float | None) -> float:

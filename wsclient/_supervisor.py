@@ -38,11 +38,11 @@ from ._secrets import redact_text
 from ._sending import UndeliveredEvent
 from ._signal import Signal
 from ._transport.auto import get_opener
-from ._transport.base import ConnectFailed, Connection, scrub
+from ._transport.base import ConnectFailed, Connection, Opening, scrub
 from ._urls import UrlRotation, redact_url
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup, TaskStatus
+    from anyio.abc import TaskGroup
 
     from ._callbacks import Callbacks
     from ._core.stats import Stats
@@ -112,10 +112,19 @@ class Supervisor:
         """``close_requested.is_set()``, for the send path: a plain read."""
         self.stopped = Latch()
         self._changed = Signal()
+        self.task_group: TaskGroup | None = None
+        """The client's task group, set before :meth:`run` starts: the task
+        that readies a connection and the flusher run there."""
         self._attempt_scope: anyio.CancelScope | None = None
         """Cancelled by close(): the attempt, the backoff, or the connection."""
+        self._setup_scope: anyio.CancelScope | None = None
+        """Cancelled by close() too: readying a connection, when it runs in
+        the client's task group (see :meth:`_connected`)."""
         self._setup_task_id: int | None = None
         """The task that readies a new connection (connect callbacks, flush)."""
+        self._task_error: Exception | None = None
+        """What that task or the flusher raised (a bug), for this task to
+        raise: as if they ran in a task group of its own."""
         self._auth_retried = False
         self._reached = False
         """Whether the last connection was reported connected."""
@@ -134,6 +143,8 @@ class Supervisor:
             # Connecting, backing off: stop at once. Connected: stop watching
             # and readying the connection, which then closes gracefully.
             self._attempt_scope.cancel()
+        if self._setup_scope is not None:
+            self._setup_scope.cancel()
         if self.state is ClientState.IDLE:
             self._set_state(ClientState.CLOSED)
             self.stopped.set()
@@ -149,8 +160,8 @@ class Supervisor:
         """True when called from the supervisor task (from a callback).
 
         close() called there must not wait for the very task that runs it.
-        The connect callbacks run in a task of the supervisor's own (see
-        :meth:`_connected`), which counts. A task id, not a context variable:
+        The connect callbacks run in the task that readies the connection
+        (see :meth:`_connected`), which counts. A task id, not a context variable:
         tasks that a callback starts inherit its context but are not the
         supervisor.
         """
@@ -165,10 +176,15 @@ class Supervisor:
         """
         await self._changed.wait(self._changed.version)
 
-    async def run(self, *, task_status: TaskStatus[None]) -> None:
-        """The supervisor task. It never raises: failures become state."""
+    async def run(self, started: anyio.Event) -> None:
+        """The supervisor task. It never raises: failures become state.
+
+        It sets ``started`` first. Not ``task_status``: start() keeps its
+        machinery alive as long as the task runs (0.3 to 0.7 KiB per client).
+        """
         self._task_id = anyio.get_current_task().id
-        task_status.started()
+        started.set()
+        del started
         try:
             if self.sender.buffer.ttl is None:
                 await self._loop()
@@ -260,54 +276,67 @@ class Supervisor:
         Returns (None, None) when close() interrupted the attempt, else the
         failure and, if the connection opened, its monitor.
         """
+        async with self._opener(self.options.track_frames) as opening:
+            opened = await self._open(opening, attempt, last)
+            if not isinstance(opened, tuple):
+                return opened, None
+            # Outside the attempt's cancel scope: from now on close() is graceful.
+            conn, url = opened
+            redirected = self._redirected_away(url, conn)
+            if redirected is not None:
+                return redirected, None
+            monitor = await self._connected(conn, attempt, down_at)
+        if conn.messages_dropped:
+            self.stats.messages_dropped += conn.messages_dropped
+            logger.warning(
+                "dropped %d messages received while closing, beyond max_queue",
+                conn.messages_dropped,
+            )
+        router_failure = None if self.router is None else self.router.failure
+        if router_failure is not None:
+            # Credentials refused in a message: a failed attempt, not a
+            # connection (it never became usable).
+            return router_failure, None
+        failure = conn.close_failure(monitor.dead_reason)
+        # Lost before it was reported connected: a failed attempt.
+        return failure, (monitor if self._reached else None)
+
+    async def _open(
+        self, opening: Opening, attempt: int, last: Failure | None
+    ) -> tuple[Connection, str] | Failure | None:
+        """Open a connection, or fail; close() stops it at once.
+
+        Returns the connection and its URL, the failure, or None when close()
+        interrupted it. The websockets options live only here: an idle client
+        does not keep them.
+        """
         with anyio.CancelScope() as self._attempt_scope:
             try:
                 url = await self.urls.url_for(attempt, last)
             except (TypeError, ValueError) as exc:
-                return Failure(
-                    FailureKind.INVALID_URL, reason=str(exc), error=exc
-                ), None
+                return Failure(FailureKind.INVALID_URL, reason=str(exc), error=exc)
             except Exception as exc:
                 scrub(exc)  # Token services name URLs with client_secret=...
                 reason = f"url provider raised {redact_text(repr(exc))}"
-                return Failure(FailureKind.ERROR, reason=reason, error=exc), None
+                return Failure(FailureKind.ERROR, reason=reason, error=exc)
             try:
                 options = await self.options.websockets_options_now()
             except Exception as exc:
                 scrub(exc)
                 reason = "the additional_headers callable raised "
                 reason += redact_text(repr(exc))
-                return Failure(FailureKind.ERROR, reason=reason, error=exc), None
+                return Failure(FailureKind.ERROR, reason=reason, error=exc)
             insecure = self.options.insecure_credentials(url, options)
             if insecure is not None:
-                return Failure(FailureKind.INSECURE, reason=insecure), None
+                return Failure(FailureKind.INSECURE, reason=insecure)
             self.url = redact_url(url)
             try:
-                async with self._opener(
-                    url, options, self.options.track_frames
-                ) as conn:
-                    self._attempt_scope = None  # From now on close() is graceful.
-                    redirected = self._redirected_away(url, conn)
-                    if redirected is not None:
-                        return redirected, None
-                    monitor = await self._connected(conn, attempt, down_at)
+                conn = await opening.connect(url, options)
             except ConnectFailed as exc:
-                return exc.failure, None
-            if conn.messages_dropped:
-                self.stats.messages_dropped += conn.messages_dropped
-                logger.warning(
-                    "dropped %d messages received while closing, beyond max_queue",
-                    conn.messages_dropped,
-                )
-            router_failure = None if self.router is None else self.router.failure
-            if router_failure is not None:
-                # Credentials refused in a message: a failed attempt, not a
-                # connection (it never became usable).
-                return router_failure, None
-            failure = conn.close_failure(monitor.dead_reason)
-            # Lost before it was reported connected: a failed attempt.
-            return failure, (monitor if self._reached else None)
-        return None, None
+                return exc.failure
+            self._attempt_scope = None
+            return conn, url
+        return None
 
     async def _connected(
         self, conn: Connection, attempt: int, down_at: float | None
@@ -321,41 +350,107 @@ class Supervisor:
         short-lived task readies it meanwhile (resubscribe, connect
         callbacks, flush), so that a dead link is found even while a
         callback or the flush is stuck. An idle connection costs no task of
-        its own: thousands of idle clients fit in one process.
+        its own: thousands of idle clients fit in one process. Without a
+        router, it costs no task group either (the readying task and the
+        flusher run in the client's, see :meth:`_ready_apart`), and a single
+        cancel scope, the one close() cancels.
         """
         self.stats.ping_rtt = None  # A round trip of this connection, not the last.
         self._reached = self._stable = False
         monitor = Monitor(conn, self.options, self.stats)
-        ready = Latch()  # Built only if the connection closes while readying.
         up_at: list[float] = []  # When it was counted as connected, if it was.
+        ready = Latch()  # Built only if the connection closes while readying.
         try:
-            async with anyio.create_task_group() as tg:
-                self._attempt_scope = tg.cancel_scope  # close(): graceful now.
-                if self.closing:
-                    tg.cancel_scope.cancel()
-                tg.start_soon(self._ready, conn, attempt, down_at, tg, ready, up_at)
-                await monitor.run()  # Until the connection is closed.
+            if self.router is not None:
+                await self._watch_routed(conn, monitor, attempt, down_at, ready, up_at)
+            else:
+                # No task group of its own (it would cost more than the rest
+                # of an idle connection): the readying task runs in the
+                # client's, in a scope that close() cancels along with this
+                # one. That scope is not kept in a local: once entered, a
+                # scope refers to its parent, the task's, which would outlive
+                # the task.
+                assert self.task_group is not None
+                self._setup_scope = anyio.CancelScope()
+                with anyio.CancelScope() as self._attempt_scope:
+                    if self.closing:
+                        self._attempt_scope.cancel()
+                        self._setup_scope.cancel()
+                    self.task_group.start_soon(
+                        self._ready_apart, conn, attempt, down_at, ready, up_at
+                    )
+                    await monitor.run()  # Until the connection is closed.
                 # Its callbacks end first: a disconnect never overtakes them.
                 await ready.wait()
-                if self.router is not None:
-                    await self._hand_over(conn)
-                tg.cancel_scope.cancel()  # The router's reader, a flusher.
         finally:
+            if self._setup_scope is not None:  # This failed or was cancelled.
+                self._setup_scope.cancel()
             self._attempt_scope = None
             self.conn = None
-            self.sender.detach()
+            await self.sender.detach()
+        error, self._task_error = self._task_error, None
+        if error is not None:
+            raise error
         if up_at:
             self.stats.disconnects += 1
             uptime = anyio.current_time() - up_at[0]
             self._reached, self._stable = True, uptime >= self.options.stable_after
         return monitor
 
+    async def _watch_routed(
+        self,
+        conn: Connection,
+        monitor: Monitor,
+        attempt: int,
+        down_at: float | None,
+        ready: Latch,
+        up_at: list[float],
+    ) -> None:
+        """Watch a connection with a router: its reader needs a task group."""
+        async with anyio.create_task_group() as tg:
+            self._attempt_scope = tg.cancel_scope  # close(): graceful now.
+            if self.closing:
+                tg.cancel_scope.cancel()
+            tg.start_soon(self._ready, conn, attempt, down_at, tg, ready, up_at)
+            await monitor.run()  # Until the connection is closed.
+            # Its callbacks end first: a disconnect never overtakes them.
+            await ready.wait()
+            await self._hand_over(conn)
+            tg.cancel_scope.cancel()  # The router's reader.
+
+    async def _ready_apart(
+        self,
+        conn: Connection,
+        attempt: int,
+        down_at: float | None,
+        ready: Latch,
+        up_at: list[float],
+    ) -> None:
+        """:meth:`_ready` in the client's task group: what it raises (a bug)
+        goes to the supervisor, as if it ran in the supervisor's own group."""
+        scope = self._setup_scope
+        assert scope is not None
+        try:
+            with scope:
+                await self._ready(conn, attempt, down_at, None, ready, up_at)
+        except Exception as exc:
+            self._crashed(exc)
+        finally:
+            self._setup_scope = None
+
+    def _crashed(self, exc: Exception) -> None:
+        """A task of this connection hit a bug: stop watching, raise it here."""
+        if self._task_error is None:
+            self._task_error = exc
+        if self._attempt_scope is not None:
+            self._attempt_scope.cancel()
+
     async def _ready(
         self,
         conn: Connection,
         attempt: int,
         down_at: float | None,
-        tg: TaskGroup,
+        tg: TaskGroup | None,
         ready: Latch,
         up_at: list[float],
     ) -> None:
@@ -369,6 +464,7 @@ class Supervisor:
         try:
             if self.router is not None:
                 # Resubscribe before anyone can send or see CONNECTED.
+                assert tg is not None
                 await tg.start(self.router.serve, conn)
             else:
                 self._keep_for_consumer(conn)
@@ -403,7 +499,8 @@ class Supervisor:
                 await self.sender.flush_to(conn)
             finally:
                 self.sender.flushing = False
-            self.sender.attach(conn, tg)
+            assert self.task_group is not None
+            self.sender.attach(conn, self.task_group, self._crashed)
         finally:
             self._setup_task_id = None
             ready.set()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+import math
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.lowlevel
@@ -13,11 +13,18 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 
-from .base import ConnectFailed, Connection, StrictRedirects, failure_from_exception
+from .base import (
+    ConnectFailed,
+    Connection,
+    StrictRedirects,
+    failure_from_exception,
+    forget_handshake,
+)
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
 
 __all__ = ["open_connection"]
 
@@ -32,14 +39,13 @@ class _Connection(ClientConnection, DropCounter):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        assembler = self.recv_messages
-        pause = assembler.pause
+        # websockets passes transport.pause_reading: count the pauses. A
+        # bound method rather than a closure around it: half the memory.
+        self.recv_messages.pause = self._pause_reading_and_count
 
-        def pause_and_count() -> None:
-            self.pauses += 1
-            pause()
-
-        assembler.pause = pause_and_count
+    def _pause_reading_and_count(self) -> None:
+        self.pauses += 1
+        self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -130,30 +136,61 @@ class _Connect(StrictRedirects, connect):
     """websockets' connect, with :class:`StrictRedirects`."""
 
 
-@asynccontextmanager
-async def open_connection(
-    url: str, options: dict[str, Any], track_frames: bool
-) -> AsyncIterator[Connection]:
-    """Open a connection; raise :exc:`ConnectFailed` if the attempt fails."""
-    factory = _TrackingConnection if track_frames else _Connection
-    try:
-        ws = await _Connect(url, create_connection=factory, **options)
-    except Exception as exc:
-        raise ConnectFailed(failure_from_exception(exc)) from exc
-    assert isinstance(ws, _Connection)
-    ws.last_frame_at = ws.last_data_at = ws.loop.time()
-    try:
-        yield ws
-        # websockets bounds the closing handshake by close_timeout, but not
-        # the write of the close frame: with a full send buffer and a dead
-        # peer, that blocks. Bound the whole close, then abort.
-        ws.stop_flow_control()
-        with anyio.move_on_after(close_bound(options)) as scope:
-            await ws.close()
-        if scope.cancelled_caught:
+class open_connection:
+    """:class:`Opening` of the asyncio backend.
+
+    A class rather than an ``@asynccontextmanager``: an idle client keeps it
+    for the life of the connection, and a generator with its frame, its
+    context manager and asyncio's weak reference to it cost three times more.
+    It keeps only what closing needs, not the options.
+    """
+
+    __slots__ = ("_close_bound", "_factory", "ws")
+
+    def __init__(self, track_frames: bool) -> None:
+        self._factory = _TrackingConnection if track_frames else _Connection
+        self._close_bound = math.inf
+        self.ws: _Connection | None = None
+
+    async def connect(self, url: str, options: dict[str, Any]) -> Connection:
+        assert self.ws is None, "connect() is called once"
+        self._close_bound = close_bound(options)
+        try:
+            ws = await _Connect(url, create_connection=self._factory, **options)
+        except Exception as exc:
+            raise ConnectFailed(failure_from_exception(exc)) from exc
+        assert isinstance(ws, _Connection)
+        ws.last_frame_at = ws.last_data_at = ws.loop.time()
+        forget_handshake(ws)
+        self.ws = ws
+        return ws
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        if exc_type is not None:
+            # Cancelled or failing: do not wait for a closing handshake, and
+            # do not leave the transport open until garbage collection.
             ws.transport.abort()
-    except BaseException:
-        # Cancelled or failing: do not wait for a closing handshake, and do
-        # not leave the transport open until garbage collection.
-        ws.transport.abort()
-        raise
+            return
+        try:
+            # websockets bounds the closing handshake by close_timeout, but
+            # not the write of the close frame: with a full send buffer and a
+            # dead peer, that blocks. Bound the whole close, then abort.
+            ws.stop_flow_control()
+            with anyio.move_on_after(self._close_bound) as scope:
+                await ws.close()
+            if scope.cancelled_caught:
+                ws.transport.abort()
+        except BaseException:
+            ws.transport.abort()
+            raise

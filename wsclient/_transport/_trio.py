@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+import math
+from typing import TYPE_CHECKING, Any, Self
 
 import trio
+import trio._util
 from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 from websockets.trio.client import ClientConnection, connect
 
-from .base import ConnectFailed, Connection, StrictRedirects, failure_from_exception
+from .base import (
+    ConnectFailed,
+    Connection,
+    StrictRedirects,
+    failure_from_exception,
+    forget_handshake,
+)
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
 
 __all__ = ["open_connection"]
 
@@ -26,6 +34,7 @@ class _Connection(ClientConnection, DropCounter):
     last_frame_at = 0.0
     last_data_at = 0.0
     recv_checkpoints = True
+    _closed_waiter: trio.lowlevel.Task | None = None
 
     def pause_reading(self) -> None:
         self.pauses += 1
@@ -73,10 +82,24 @@ class _Connection(ClientConnection, DropCounter):
         await trio.aclose_forcefully(self.stream)
 
     async def wait_closed_until(self, deadline: float) -> bool:
+        # The heartbeat spends its life here. Rather than wait on the
+        # stream_closed event (a frame and a parking lot more), the task
+        # parks itself and close_stream() reschedules it.
         closed = self.stream_closed
+        if closed.is_set():
+            await trio.lowlevel.checkpoint()
+            return True
         with trio.move_on_at(deadline):
-            await closed.wait()
+            if self._closed_waiter is not None:  # Several watchers: one parks.
+                await closed.wait()
+            else:
+                self._closed_waiter = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._abort_closed_wait)
         return closed.is_set()
+
+    def _abort_closed_wait(self, _: object) -> trio.lowlevel.Abort:
+        self._closed_waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def stop_flow_control(self) -> None:
         assembler = self.recv_messages
@@ -93,6 +116,9 @@ class _Connection(ClientConnection, DropCounter):
 
     async def close_stream(self) -> None:
         await super().close_stream()
+        waiter, self._closed_waiter = self._closed_waiter, None
+        if waiter is not None:  # See wait_closed_until().
+            trio.lowlevel.reschedule(waiter)
         # websockets 17.4: closing the assembler replaces its resume callback
         # with a no-op, so recv_events() waiting for flow control to resume
         # would wait forever and the connection's nursery would never exit.
@@ -130,31 +156,85 @@ class _Connect(StrictRedirects, connect):
     """websockets' connect, with :class:`StrictRedirects`."""
 
 
-@asynccontextmanager
-async def open_connection(
-    url: str, options: dict[str, Any], track_frames: bool
-) -> AsyncIterator[Connection]:
-    """Open a connection; raise :exc:`ConnectFailed` if the attempt fails."""
-    factory = _TrackingConnection if track_frames else _Connection
-    try:
-        # Constructing it parses the URL: InvalidURI is an attempt's failure.
-        manager = _Connect(url, create_connection=factory, **options)
-        ws = await manager.__aenter__()
-    except Exception as exc:
-        raise ConnectFailed(failure_from_exception(exc)) from exc
-    assert isinstance(ws, _Connection)
-    ws.last_frame_at = ws.last_data_at = trio.current_time()
-    try:
-        yield ws
-        # websockets bounds the closing handshake by close_timeout, but not
-        # the write of the close frame: with a full send buffer and a dead
-        # peer, that blocks. Bound the whole close; cancelling it aborts.
-        ws.stop_flow_control()
-        with trio.move_on_after(close_bound(options)):
-            await ws.aclose()
-    except BaseException as exc:
-        await manager.__aexit__(type(exc), exc, exc.__traceback__)
-        raise
-    # Closed by now, so this only waits for the connection's own tasks. It
-    # cannot go inside the scope above: the nursery it exits is outside it.
-    await manager.__aexit__(None, None, None)
+class open_connection:
+    """:class:`Opening` of the trio backend.
+
+    A class rather than an ``@asynccontextmanager``: an idle client keeps it
+    for the life of the connection (see the asyncio backend). It keeps only
+    what closing needs, not the options, nor websockets' ``connect``.
+
+    Entering it opens the nursery for the connection's tasks, as
+    websockets' ``connect`` does in ``__aenter__``, but before the attempt's
+    cancel scope rather than within it (see :class:`Opening`).
+    """
+
+    __slots__ = ("_close_bound", "_factory", "_nursery", "_nursery_manager", "ws")
+
+    def __init__(self, track_frames: bool) -> None:
+        self._factory = _TrackingConnection if track_frames else _Connection
+        self._close_bound = math.inf
+        self._nursery_manager: Any = None
+        self._nursery: trio.Nursery | None = None
+        self.ws: _Connection | None = None
+
+    async def connect(self, url: str, options: dict[str, Any]) -> Connection:
+        assert self._nursery is not None, "enter it first"
+        assert self.ws is None, "connect() is called once"
+        self._close_bound = close_bound(options)
+        try:
+            # Constructing it parses the URL: InvalidURI is an attempt's failure.
+            manager = _Connect(url, create_connection=self._factory, **options)
+            ws = await manager.connect(self._nursery)
+        except Exception as exc:
+            raise ConnectFailed(failure_from_exception(exc)) from exc
+        assert isinstance(ws, _Connection)
+        ws.last_frame_at = ws.last_data_at = trio.current_time()
+        forget_handshake(ws)
+        self.ws = ws
+        return ws
+
+    async def __aenter__(self) -> Self:
+        self._nursery_manager = trio.open_nursery()
+        self._nursery = await self._nursery_manager.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        ws = self.ws
+        try:
+            if ws is not None and exc_type is None:
+                # websockets bounds the closing handshake by close_timeout,
+                # but not the write of the close frame: with a full send
+                # buffer and a dead peer, that blocks. Bound the whole close;
+                # cancelling it aborts.
+                ws.stop_flow_control()
+                with trio.move_on_after(self._close_bound):
+                    await ws.aclose()
+            elif ws is not None:  # As websockets' connect does.
+                await ws.__aexit__(exc_type, exc_value, traceback)
+        except BaseException as exc:
+            await self._exit_nursery(type(exc), exc, exc.__traceback__)
+            raise
+        # Closed by now, so this only waits for the connection's own tasks.
+        await self._exit_nursery(exc_type, exc_value, traceback)
+
+    async def _exit_nursery(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Exit the nursery; unwrap what it raises, as websockets' connect does
+        (the connection's tasks catch and log their own errors)."""
+        nursery_manager, self._nursery_manager = self._nursery_manager, None
+        self._nursery = None
+        try:
+            await nursery_manager.__aexit__(exc_type, exc_value, traceback)
+        except BaseExceptionGroup as group:
+            # trio's private helper, as websockets 17.4 uses it here: the
+            # one error, else one Cancelled; AssertionError if several.
+            trio._util.raise_single_exception_from_group(group)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.datastructures import Headers
 from websockets.exceptions import (
@@ -20,6 +19,7 @@ from websockets.exceptions import (
     InvalidURI,
     NegotiationError,
 )
+from websockets.http11 import Response
 from websockets.typing import Data as Data
 from websockets.uri import parse_uri
 
@@ -33,14 +33,19 @@ from .._secrets import (
     strip_sensitive,
 )
 
+if TYPE_CHECKING:
+    from types import TracebackType
+
 __all__ = [
     "ConnectFailed",
     "Connection",
     "ConnectionClosed",
     "Data",
     "Opener",
+    "Opening",
     "StrictRedirects",
     "failure_from_exception",
+    "forget_handshake",
 ]
 
 
@@ -123,8 +128,55 @@ class Connection(Protocol):
         """Describe how the (closed) connection ended."""
 
 
-Opener = Callable[[str, dict[str, Any], bool], AbstractAsyncContextManager[Connection]]
-"""``opener(url, websockets_options, track_frames)`` → ``async with`` a Connection."""
+class Opening(Protocol):
+    """One attempt's connection: ``async with`` it, then :meth:`connect`.
+
+    Two steps rather than one ``async with``, so that the supervisor can
+    connect within the attempt's cancel scope (``close()`` stops a handshake
+    at once) and use the connection outside it (``close()`` then closes it
+    gracefully): an open connection keeps no cancel scope of the client's.
+    On trio, entering opens the nursery that the connection's tasks run in,
+    which must outlive any cancel scope entered after it.
+    """
+
+    async def connect(self, url: str, options: dict[str, Any]) -> Connection:
+        """Open the connection; raise :exc:`ConnectFailed` if the attempt fails.
+
+        Call it once. Cancelling it leaves nothing open.
+        """
+
+    async def __aenter__(self) -> Opening:
+        """Get ready to connect."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the connection, if :meth:`connect` opened one: gracefully
+        (bounded by ``close_timeout``), or at once if the block raised or was
+        cancelled."""
+
+
+Opener = Callable[[bool], Opening]
+"""``opener(track_frames)`` → an :class:`Opening`."""
+
+
+_SWITCHED = Response(101, "Switching Protocols", Headers())
+"""Stands for every handshake response once the handshake is over."""
+
+
+def forget_handshake(ws: Any) -> None:
+    """Drop the handshake's request and response from an open connection.
+
+    websockets keeps both for the life of the connection, though it never
+    reads them again (the response only stands for "answered"): about
+    2.8 KiB of headers per connection, credentials included, which an idle
+    client does not need to keep.
+    """
+    ws.request = None
+    ws.response = _SWITCHED
 
 
 class StrictRedirects:

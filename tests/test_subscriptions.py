@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from websockets.frames import Opcode
 
 import wsclient
 from wsclient import Client, Gap, GapReason, SubscriptionState
 
+from .hostile import Peer, hostile_server, raw_frame
 from .utils import LONG, Recorder, T, fast_options
 
 if TYPE_CHECKING:
@@ -313,6 +315,28 @@ class TestWakeUps:
         assert results["a"] == list(range(1, 101))
         assert results["b"] == [-n for n in range(1, 101)]
         assert results["plain"] == [f"plain {n}" for n in range(10, 101, 10)]
+
+    async def test_message_before_a_partial_one_is_not_held(self) -> None:
+        """A complete message buffered before the first fragment of the next
+        is delivered without waiting for the rest of that one."""
+        got_first = anyio.Event()
+
+        async def behaviour(peer: Peer) -> None:
+            await peer.handshake()
+            first = raw_frame(Opcode.TEXT, b"hello")
+            partial = raw_frame(Opcode.TEXT, b"par", fin=False)
+            await peer.send_raw(first + partial)  # In one write.
+            with anyio.fail_after(LONG):
+                await got_first.wait()  # Never, if the client held "hello".
+            await peer.send_raw(raw_frame(Opcode.CONT, b"tial"))
+            await peer.serve()
+
+        async with hostile_server(behaviour) as server:
+            async with Client(server.url, **channel_options()) as client:
+                with anyio.fail_after(LONG):
+                    assert await anext(aiter(client)) == "hello"
+                    got_first.set()
+                    assert await anext(aiter(client)) == "partial"
 
 
 class TestMarkers:

@@ -68,8 +68,8 @@ When nobody reads them, the oldest are dropped and counted in
 _Kind = Literal["sub", "unsub", "pub"]
 
 WAKE_BATCH = 64
-"""On trio, a reader is woken once this many messages wait for it, even if
-more are buffered (see Router._read): bounded latency, a warm cache."""
+"""On trio, wake-ups are put off for at most this many messages read, even
+while more are buffered (see Router._read): bounded latency, a warm cache."""
 
 REQUEST_ID_BASE = 1 << 30
 """The client's own request ids count up from here, for the life of the
@@ -370,8 +370,9 @@ class Router:
         # once while messages are buffered, so the reader runs once the batch
         # is read anyway. On trio, recv() yields every time: woken at once,
         # the reader would run after every message. There the wake-ups wait
-        # (in ``deferred``) until nothing more is buffered, or a reader has a
-        # batch of WAKE_BATCH: never while this task waits for the network.
+        # (in ``deferred``) until no complete message is buffered, so never
+        # while this task waits for the network, and at most WAKE_BATCH
+        # messages, so never long under a stream that does not stop.
         stats = self.stats
         conn = link.conn
         recv = conn.recv
@@ -380,10 +381,14 @@ class Router:
         sent, awaiting = link.sent, link.awaiting
         batching = conn.recv_checkpoints
         deferred: Wakeups = set()
+        held = 0  # Messages read since the oldest deferred wake-up.
         try:
             while True:
-                if deferred and not conn.pending_messages:
-                    _wake_all(deferred)  # About to wait for the network.
+                if deferred:
+                    held += 1
+                    if held > WAKE_BATCH or not conn.recv_ready:
+                        _wake_all(deferred)  # Held long enough, or about to wait.
+                        held = 0
                 try:
                     message = await recv()
                 except ConnectionClosed:
@@ -412,7 +417,7 @@ class Router:
                         continue
                     if subscription._offer(routed):
                         if subscription._reader_waits:
-                            if batching and len(subscription._items) < WAKE_BATCH:
+                            if batching:
                                 deferred.add(subscription._wake_reader)
                             else:
                                 subscription._wake_reader()
@@ -494,7 +499,7 @@ class Router:
                 )
         self.inbox.append(message)
         if self._reader_waits:
-            if deferred is not None and len(self.inbox) < WAKE_BATCH:
+            if deferred is not None:
                 deferred.add(self._wake)
             else:
                 self._wake()

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["Marker", "Message", "Overflow", "Subscription", "SubscriptionState"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Message:
     """One publication, as a subscriber receives it.
 
@@ -312,7 +312,9 @@ class Subscription(Generic[T]):
         Router._read).
         """
         items = self._items
-        if len(items) >= self._max_queue:
+        if len(items) >= self._max_queue - 1:
+            # Maybe no room for a gap marker and the message: _deliver()
+            # applies the overflow policy to the pair.
             return False
         offset = publication.offset
         deliver, gap = self.tracker.publication(publication.epoch, offset)

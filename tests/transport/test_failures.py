@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from websockets.datastructures import Headers
 from websockets.exceptions import (
+    ConnectionClosedError,
     InvalidMessage,
     InvalidStatus,
     InvalidURI,
@@ -66,6 +67,8 @@ class BrokenResourceError(Exception):
         ),
         (ssl.SSLError(1, "wrong version number"), FailureKind.TLS),
         (BrokenResourceError(), FailureKind.RESET),
+        # websockets.trio, when the server aborts while the request is sent.
+        (ConnectionClosedError(None, None), FailureKind.RESET),
         (RuntimeError("a bug"), FailureKind.ERROR),
     ],
 )

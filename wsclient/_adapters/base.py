@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Publication:
     """A message published on a channel.
 

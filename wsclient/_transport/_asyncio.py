@@ -36,6 +36,7 @@ class _Connection(ClientConnection, DropCounter):
     last_frame_at = 0.0
     last_data_at = 0.0
     recv_checkpoints = False
+    recv_ready = False  # Not needed: recv() does not yield when it is ready.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)

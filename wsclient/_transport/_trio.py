@@ -69,14 +69,21 @@ class _Connection(ClientConnection, DropCounter):
         return self.recv_messages.paused
 
     @property
-    def pending_messages(self) -> int:
-        channel = self.recv_messages.recv_frames
+    def recv_ready(self) -> bool:
+        # The router asks after every message: the channel's deque, because
+        # statistics() builds an object each time (about 1 µs) and does not
+        # show the frames.
         try:
-            # The router asks after every message: statistics() builds an
-            # object each time (about 1 µs), the channel's deque does not.
-            return len(channel._state.data)
-        except AttributeError:  # trio changed its internals.
-            return int(channel.statistics().current_buffer_used)
+            frames = self.recv_messages.recv_frames._state.data
+        except AttributeError:  # trio changed its internals: never sure.
+            return False
+        # The last frame ends a message: at least one is complete. (A first
+        # fragment alone is not: recv() would wait for the rest.)
+        return bool(frames) and bool(frames[-1].fin)
+
+    @property
+    def pending_messages(self) -> int:
+        return int(self.recv_messages.recv_frames.statistics().current_buffer_used)
 
     async def abort(self) -> None:
         await trio.aclose_forcefully(self.stream)

@@ -76,6 +76,11 @@ class Connection(Protocol):
     """True if ``recv`` yields to other tasks even when a message is ready
     (trio), False if it returns at once then (asyncio)."""
 
+    @property
+    def recv_ready(self) -> bool:
+        """True if ``recv`` has a complete message buffered, so it will not
+        wait for the network; False when unsure. Used where recv_checkpoints."""
+
     async def recv(self) -> Data:
         """Return the next message (websockets' own method)."""
 
@@ -316,6 +321,10 @@ def _kind_of(exc: BaseException) -> FailureKind:
             return FailureKind.RESET
         return FailureKind.HANDSHAKE
     if isinstance(exc, OSError | EOFError) or type(exc).__name__ in _BROKEN:
+        return FailureKind.RESET
+    if isinstance(exc, ConnectionClosed):
+        # The peer went away while the handshake was being written (trio's
+        # websockets raises this from send_context): a reset, retried.
         return FailureKind.RESET
     return FailureKind.ERROR
 

@@ -1,0 +1,85 @@
+"""The router's deferred wake-ups are bounded even when the buffer never empties.
+
+On trio the router puts off waking readers while a complete message is
+buffered (Router._read). Under a stream that never lets the buffer empty,
+they must still be woken within WAKE_BATCH messages. That condition cannot
+be produced on demand over a real socket (whether the buffer empties depends
+on scheduling), so this test drives the router's reader with a connection
+that always has one more message ready; the real-socket tests of the same
+wake-ups are in test_subscriptions.py (TestWakeUps) and test_publish.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from wsclient import ReferenceProtocol
+from wsclient._core.stats import Stats
+from wsclient._router import WAKE_BATCH, Router, _Link
+from wsclient._subscription import Overflow, Subscription, SubscriptionState
+
+from .utils import LONG
+
+pytestmark = pytest.mark.anyio
+
+STREAM = 100 * WAKE_BATCH
+
+
+class EndlessConnection:
+    """Yields one message on channel "b", then messages on "a" (up to STREAM),
+    always with another one ready, as trio's recv() does (a checkpoint)."""
+
+    recv_checkpoints = True
+    recv_ready = True
+    pending_messages = 1
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    async def recv(self) -> str:
+        await anyio.lowlevel.checkpoint()
+        self.read += 1
+        if self.read > STREAM:
+            await anyio.sleep_forever()
+        channel = "b" if self.read == 1 else "a"
+        return json.dumps({"type": "pub", "channel": channel, "data": self.read})
+
+
+def subscription(channel: str) -> Subscription[Any]:
+    async def unsubscribe(_: Subscription[Any]) -> None:
+        pass
+
+    sub: Subscription[Any] = Subscription(
+        channel,
+        {},
+        max_queue=STREAM,
+        overflow=Overflow.BLOCK,
+        gaps="report",
+        on_unsubscribe=unsubscribe,
+    )
+    sub.state = SubscriptionState.ACTIVE
+    return sub
+
+
+async def test_waiting_reader_is_woken_within_a_batch() -> None:
+    router = Router(ReferenceProtocol(), Stats(), None)
+    conn = EndlessConnection()
+    link = _Link(conn, router._ids)  # type: ignore[arg-type]
+    a, b = subscription("a"), subscription("b")
+    for sub in (a, b):
+        router.subscriptions[sub.channel] = sub
+        link.sent[sub] = 0
+    with anyio.fail_after(LONG):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router._read, link)
+            message = await anext(aiter(b))
+            woken_after = conn.read
+            tg.cancel_scope.cancel()
+    assert message.data == 1
+    # Read at most a batch (and the loop's own step) past "b"'s message.
+    assert woken_after <= WAKE_BATCH + 3, woken_after

@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import itertools
 import secrets
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -26,16 +26,11 @@ from ._exceptions import ClientClosed
 from ._signal import Signal
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from websockets.typing import Data
 
     from ._exceptions import WSClientError
 
-__all__ = ["Outbox", "PublishReceipt", "PublishingAdapter", "Wakeups", "check_window"]
-
-Wakeups: TypeAlias = "set[Callable[[], None]]"
-"""Wake-ups put off by the router until it is about to wait (see Router._read)."""
+__all__ = ["Outbox", "PublishReceipt", "PublishingAdapter", "check_window"]
 
 
 class PublishingAdapter(Protocol):
@@ -122,23 +117,18 @@ class PublishReceipt:
 
     # Private methods.
 
-    def _ack(
-        self, offset: int | None, duplicate: bool, deferred: Wakeups | None = None
-    ) -> None:
+    def _ack(self, offset: int | None, duplicate: bool) -> None:
         self.offset, self.duplicate = offset, duplicate
-        self._settle(deferred)
+        self._settle()
 
     def _fail(self, error: WSClientError) -> None:
         self._error = error
         self._settle()
 
-    def _settle(self, deferred: Wakeups | None = None) -> None:
+    def _settle(self) -> None:
         self._done = True
         if self._event is not None:
-            if deferred is None:
-                self._event.set()
-            else:
-                deferred.add(self._event.set)
+            self._event.set()
 
     def __repr__(self) -> str:
         state = "acked" if self.acked else "failed" if self._done else "unacked"
@@ -188,25 +178,12 @@ class Outbox:
                 return receipt
         return None
 
-    def acked(
-        self,
-        receipt: PublishReceipt,
-        offset: int | None,
-        dup: bool,
-        deferred: Wakeups | None = None,
-    ) -> None:
-        """The server acknowledged ``receipt``: make room for the next one.
-
-        With ``deferred``, the waiters' wake-ups go there, for the router to
-        run later (see Router._read), rather than now.
-        """
+    def acked(self, receipt: PublishReceipt, offset: int | None, dup: bool) -> None:
+        """The server acknowledged ``receipt``: make room for the next one."""
         if self.unacked.pop(receipt.msg_id, None) is None:
             return  # Already failed by stop().
-        receipt._ack(offset, dup, deferred)
-        if deferred is None:
-            self._wake()
-        else:
-            deferred.add(self._wake)
+        receipt._ack(offset, dup)
+        self._wake()
 
     def stop(self, error: WSClientError | None) -> None:
         """The client stopped: fail every unacknowledged publication."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import anyio
 
@@ -37,13 +37,13 @@ from ._adapters.base import (
     Unsubscribed,
 )
 from ._authenticating import AuthExchange
-from ._outbox import Outbox, PublishReceipt, Wakeups
+from ._outbox import Outbox, PublishReceipt
 from ._signal import Signal
 from ._subscription import Subscription, SubscriptionState
 from ._transport.base import ConnectionClosed
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from anyio.abc import TaskStatus
 
@@ -66,6 +66,9 @@ When nobody reads them, the oldest are dropped and counted in
 
 
 _Kind = Literal["sub", "unsub", "pub"]
+
+Wakeups: TypeAlias = "set[Callable[[], None]]"
+"""Wake-ups of readers put off by Router._read until it is about to wait."""
 
 WAKE_BATCH = 64
 """On trio, wake-ups are put off for at most this many messages read, even
@@ -434,7 +437,7 @@ class Router:
                 elif isinstance(routed, Authenticated | AuthFailed):
                     if not link.auth.answered(routed):
                         self._to_inbox(message)
-                elif not self._answer(link, routed, deferred if batching else None):
+                elif not self._answer(link, routed):
                     self._to_inbox(message)  # An answer to a request of the app's.
         finally:
             _wake_all(deferred)
@@ -443,15 +446,9 @@ class Router:
             link.done.set()
 
     def _answer(
-        self,
-        link: _Link,
-        answer: Subscribed | SubscribeFailed | Unsubscribed | Acked,
-        deferred: Wakeups | None = None,
+        self, link: _Link, answer: Subscribed | SubscribeFailed | Unsubscribed | Acked
     ) -> bool:
-        """Apply an answer to one of our requests; False if it is not ours.
-
-        Acks wake their waiters through ``deferred`` if given (see _read).
-        """
+        """Apply an answer to one of our requests; False if it is not ours."""
         entry = link.pending.get(answer.request_id) if answer.request_id else None
         if entry is None or not _answers(answer, entry[0]):
             return False
@@ -459,7 +456,7 @@ class Router:
         kind, subscription = entry
         if isinstance(subscription, PublishReceipt):
             assert isinstance(answer, Acked)  # See _answers().
-            self.outbox.acked(subscription, answer.offset, answer.duplicate, deferred)
+            self.outbox.acked(subscription, answer.offset, answer.duplicate)
             return True
         if kind == "sub":
             link.awaiting.discard(subscription)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
 import os
@@ -16,13 +17,26 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["ServerProcess", "describe", "pin_cpus", "tune_malloc"]
+__all__ = ["ServerProcess", "describe", "pin_cpus", "prepare_server", "tune_malloc"]
 
 SERVER_START_TIMEOUT = 20.0
 
 # mallopt() parameters, from glibc's malloc.h.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+
+
+def prepare_server(description: str) -> None:
+    """In a server process: read ``--cpu`` and ``--no-malloc-tuning`` (as
+    :class:`ServerProcess` passes them), pin this process, tune malloc."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
+    parser.add_argument("--no-malloc-tuning", action="store_true")
+    args = parser.parse_args()
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    if not args.no_malloc_tuning:
+        tune_malloc()
 
 
 def tune_malloc() -> bool:

@@ -32,10 +32,8 @@ A command that fails or times out answers ``{"error": "..."}``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -44,7 +42,7 @@ import anyio
 
 from wsclient.server import Server, serve
 
-from .machine import tune_malloc
+from .machine import prepare_server
 
 if TYPE_CHECKING:
     from wsclient.server import ServerCounters
@@ -176,14 +174,7 @@ async def serve_until_stdin_closes() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
-    parser.add_argument("--no-malloc-tuning", action="store_true")
-    args = parser.parse_args()
-    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.cpu})
-    if not args.no_malloc_tuning:
-        tune_malloc()
+    prepare_server(__doc__.splitlines()[0])
     anyio.run(serve_until_stdin_closes)
 
 

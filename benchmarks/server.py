@@ -41,10 +41,8 @@ any other frame comes (that one and what follows go the usual way) |
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import struct
 import sys
 from typing import TYPE_CHECKING, Any
@@ -55,7 +53,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from wsclient.server import _wire
 from wsclient.server._channels import DEDUP_WINDOW
 
-from .machine import tune_malloc
+from .machine import prepare_server
 
 try:
     from websockets.speedups import apply_mask
@@ -437,14 +435,7 @@ async def serve_until_stdin_closes() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
-    parser.add_argument("--no-malloc-tuning", action="store_true")
-    args = parser.parse_args()
-    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.cpu})
-    if not args.no_malloc_tuning:
-        tune_malloc()
+    prepare_server(__doc__.splitlines()[0])
     asyncio.run(serve_until_stdin_closes())
 
 

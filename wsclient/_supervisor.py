@@ -310,33 +310,35 @@ class Supervisor:
         interrupted it. The websockets options live only here: an idle client
         does not keep them.
         """
-        with anyio.CancelScope() as self._attempt_scope:
-            try:
-                url = await self.urls.url_for(attempt, last)
-            except (TypeError, ValueError) as exc:
-                return Failure(FailureKind.INVALID_URL, reason=str(exc), error=exc)
-            except Exception as exc:
-                scrub(exc)  # Token services name URLs with client_secret=...
-                reason = f"url provider raised {redact_text(repr(exc))}"
-                return Failure(FailureKind.ERROR, reason=reason, error=exc)
-            try:
-                options = await self.options.websockets_options_now()
-            except Exception as exc:
-                scrub(exc)
-                reason = "the additional_headers callable raised "
-                reason += redact_text(repr(exc))
-                return Failure(FailureKind.ERROR, reason=reason, error=exc)
-            insecure = self.options.insecure_credentials(url, options)
-            if insecure is not None:
-                return Failure(FailureKind.INSECURE, reason=insecure)
-            self.url = redact_url(url)
-            try:
-                conn = await opening.connect(url, options)
-            except ConnectFailed as exc:
-                return exc.failure
-            self._attempt_scope = None
-            return conn, url
-        return None
+        try:
+            with anyio.CancelScope() as self._attempt_scope:
+                try:
+                    url = await self.urls.url_for(attempt, last)
+                except (TypeError, ValueError) as exc:
+                    return Failure(FailureKind.INVALID_URL, reason=str(exc), error=exc)
+                except Exception as exc:
+                    scrub(exc)  # Token services name URLs with client_secret=...
+                    reason = f"url provider raised {redact_text(repr(exc))}"
+                    return Failure(FailureKind.ERROR, reason=reason, error=exc)
+                try:
+                    options = await self.options.websockets_options_now()
+                except Exception as exc:
+                    scrub(exc)
+                    reason = "the additional_headers callable raised "
+                    reason += redact_text(repr(exc))
+                    return Failure(FailureKind.ERROR, reason=reason, error=exc)
+                insecure = self.options.insecure_credentials(url, options)
+                if insecure is not None:
+                    return Failure(FailureKind.INSECURE, reason=insecure)
+                self.url = redact_url(url)
+                try:
+                    conn = await opening.connect(url, options)
+                except ConnectFailed as exc:
+                    return exc.failure
+                return conn, url
+            return None
+        finally:
+            self._attempt_scope = None  # Over: close() has nothing to stop here.
 
     async def _connected(
         self, conn: Connection, attempt: int, down_at: float | None

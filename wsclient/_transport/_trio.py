@@ -221,8 +221,10 @@ class open_connection:
                 ws.stop_flow_control()
                 with trio.move_on_after(self._close_bound):
                     await ws.aclose()
-            elif ws is not None:  # As websockets' connect does.
-                await ws.__aexit__(exc_type, exc_value, traceback)
+            elif ws is not None:
+                # Cancelled or failing: no closing handshake (it could block
+                # on a dead peer), as on asyncio.
+                await ws.abort()
         except BaseException as exc:
             await self._exit_nursery(type(exc), exc, exc.__traceback__)
             raise

@@ -34,7 +34,6 @@ class EndlessConnection:
     """Yields one message on channel "b", then messages on "a" (up to STREAM),
     always with another one ready, as trio's recv() does (a checkpoint)."""
 
-    recv_checkpoints = True
     recv_ready = True
     pending_messages = 1
 

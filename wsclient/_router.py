@@ -369,20 +369,20 @@ class Router:
         # common case (a publication with room in its queue) makes no call
         # it can avoid, and no coroutine.
         #
-        # Waking a reader costs a task switch. On asyncio, recv() returns at
-        # once while messages are buffered, so the reader runs once the batch
-        # is read anyway. On trio, recv() yields every time: woken at once,
-        # the reader would run after every message. There the wake-ups wait
-        # (in ``deferred``) until no complete message is buffered, so never
-        # while this task waits for the network, and at most WAKE_BATCH
-        # messages, so never long under a stream that does not stop.
+        # Waking a reader costs a task switch. On trio, recv() yields every
+        # time: woken at once, the reader would run after every message. So
+        # wake-ups wait (in ``deferred``) while a complete message is
+        # buffered (``recv_ready``), so never while this task waits for the
+        # network, and at most WAKE_BATCH messages, so never long under a
+        # stream that does not stop. On asyncio, recv() returns at once while
+        # messages are buffered, the reader runs once the batch is read
+        # anyway, and recv_ready is always False: the wake-ups run at once.
         stats = self.stats
         conn = link.conn
         recv = conn.recv
         route = self.adapter.route
         subscriptions = self.subscriptions
         sent, awaiting = link.sent, link.awaiting
-        batching = conn.recv_checkpoints
         deferred: Wakeups = set()
         held = 0  # Messages read since the oldest deferred wake-up.
         try:
@@ -406,7 +406,7 @@ class Router:
                     )
                     routed = None
                 if routed is None:
-                    self._to_inbox(message, deferred if batching else None)
+                    self._to_inbox(message, deferred)
                 elif isinstance(routed, Publication):
                     subscription = subscriptions.get(routed.channel)
                     if (
@@ -420,10 +420,7 @@ class Router:
                         continue
                     if subscription._offer(routed):
                         if subscription._reader_waits:
-                            if batching:
-                                deferred.add(subscription._wake_reader)
-                            else:
-                                subscription._wake_reader()
+                            deferred.add(subscription._wake_reader)
                         continue
                     # The queue is full: apply the overflow policy, maybe wait.
                     _wake_all(deferred)
@@ -436,9 +433,10 @@ class Router:
                         await self.remove(subscription)  # Overflowed: stop its flow.
                 elif isinstance(routed, Authenticated | AuthFailed):
                     if not link.auth.answered(routed):
-                        self._to_inbox(message)
+                        self._to_inbox(message, deferred)
                 elif not self._answer(link, routed):
-                    self._to_inbox(message)  # An answer to a request of the app's.
+                    # An answer to a request of the app's.
+                    self._to_inbox(message, deferred)
         finally:
             _wake_all(deferred)
             link.answered.set()  # No answer can come any more.
@@ -482,9 +480,9 @@ class Router:
         link.check_answered()
         return True
 
-    def _to_inbox(self, message: Data, deferred: Wakeups | None = None) -> None:
-        """Keep a message for ``async for message in client``; wake its
-        reader now, or add the wake-up to ``deferred`` (see _read)."""
+    def _to_inbox(self, message: Data, deferred: Wakeups) -> None:
+        """Keep a message for ``async for message in client``; its reader's
+        wake-up goes to ``deferred`` (see _read)."""
         if len(self.inbox) >= INBOX_SIZE:
             self.inbox.popleft()
             self.stats.messages_dropped += 1
@@ -496,10 +494,7 @@ class Router:
                 )
         self.inbox.append(message)
         if self._reader_waits:
-            if deferred is not None:
-                deferred.add(self._wake)
-            else:
-                self._wake()
+            deferred.add(self._wake)
 
     def _notify(self) -> None:
         self._changed.fire()

@@ -35,8 +35,10 @@ class _Connection(ClientConnection, DropCounter):
     pauses = 0
     last_frame_at = 0.0
     last_data_at = 0.0
-    recv_checkpoints = False
-    recv_ready = False  # Not needed: recv() does not yield when it is ready.
+    # recv() does not yield while messages are ready: the router's readers
+    # run once the batch is read anyway, so it never needs to put off waking
+    # them.
+    recv_ready = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)

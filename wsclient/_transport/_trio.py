@@ -33,7 +33,6 @@ class _Connection(ClientConnection, DropCounter):
     pauses = 0
     last_frame_at = 0.0
     last_data_at = 0.0
-    recv_checkpoints = True
     _closed_waiter: trio.lowlevel.Task | None = None
 
     def pause_reading(self) -> None:

@@ -72,14 +72,15 @@ class Connection(Protocol):
     """Clock reading when the last frame arrived (maintained when tracking)."""
     last_data_at: float
     """Clock reading when the last data frame arrived (maintained when tracking)."""
-    recv_checkpoints: bool
-    """True if ``recv`` yields to other tasks even when a message is ready
-    (trio), False if it returns at once then (asyncio)."""
 
     @property
     def recv_ready(self) -> bool:
         """True if ``recv`` has a complete message buffered, so it will not
-        wait for the network; False when unsure. Used where recv_checkpoints."""
+        wait for the network; False when unsure, or when there is no gain in
+        knowing (asyncio: ``recv`` does not yield while messages are ready).
+
+        The router puts off waking readers while this is True (see
+        Router._read)."""
 
     async def recv(self) -> Data:
         """Return the next message (websockets' own method)."""

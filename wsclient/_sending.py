@@ -193,11 +193,11 @@ class Sender:
             and not self.flushing
             and not self._queued
             and not self._blocked
-            and not supervisor.closing
+            and not supervisor.close_requested.is_set()
             and conn.is_open
         ):  # The fast path: connected, nothing waits.
             # As _write(), inlined: this path is as hot as ws.send() itself,
-            # so it reads attributes rather than calling (len(), is_set()).
+            # so it reads attributes rather than calling len().
             direct = SendReceipt(message, 0.0, None, key)
             if direct.size > self._max_bytes:
                 self._check_size(direct)

@@ -108,8 +108,6 @@ class Supervisor:
         # Latches and a Signal, not anyio Events: an idle client must not
         # pay for events that nobody awaits (see Latch).
         self.close_requested = Latch()
-        self.closing = False
-        """``close_requested.is_set()``, for the send path: a plain read."""
         self.stopped = Latch()
         self._changed = Signal()
         self.task_group: TaskGroup | None = None
@@ -137,7 +135,6 @@ class Supervisor:
 
     def request_close(self) -> None:
         """Stop now if connecting or backing off, gracefully if connected."""
-        self.closing = True
         self.close_requested.set()
         if self._attempt_scope is not None:
             # Connecting, backing off: stop at once. Connected: stop watching
@@ -375,7 +372,7 @@ class Supervisor:
                 assert self.task_group is not None
                 self._setup_scope = anyio.CancelScope()
                 with anyio.CancelScope() as self._attempt_scope:
-                    if self.closing:
+                    if self.close_requested.is_set():
                         self._attempt_scope.cancel()
                         self._setup_scope.cancel()
                     self.task_group.start_soon(
@@ -411,7 +408,7 @@ class Supervisor:
         """Watch a connection with a router: its reader needs a task group."""
         async with anyio.create_task_group() as tg:
             self._attempt_scope = tg.cancel_scope  # close(): graceful now.
-            if self.closing:
+            if self.close_requested.is_set():
                 tg.cancel_scope.cancel()
             tg.start_soon(self._ready, conn, attempt, down_at, tg, ready, up_at)
             await monitor.run()  # Until the connection is closed.

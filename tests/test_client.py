@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from websockets.exceptions import ConcurrencyError
 
 import wsclient
 from wsclient import Client, ClientState
@@ -260,6 +261,25 @@ class TestMisuse:
         client = Client(server.url, **fast_options())
         with pytest.raises(RuntimeError, match="async with"):
             await client.send("early")
+
+    async def test_two_readers_at_once(self, server: Server) -> None:
+        """One reader at a time, as with websockets: a second one raises
+        websockets' ConcurrencyError; the first keeps reading."""
+        async with Client(server.url, **fast_options()) as client:
+            await client.wait_connected()
+            with anyio.fail_after(LONG):
+                async with anyio.create_task_group() as tg:
+                    first: list[str | bytes] = []
+
+                    async def read_one() -> None:
+                        first.append(await anext(client))
+
+                    tg.start_soon(read_one)
+                    await anyio.wait_all_tasks_blocked()
+                    with pytest.raises(ConcurrencyError, match="another coroutine"):
+                        await anext(client)
+                    await client.send(echo("for the first"))
+            assert [data_of(m) for m in first] == ["for the first"]
 
     async def test_iterate_after_close(self, server: Server) -> None:
         """Iterating a closed client ends at once."""

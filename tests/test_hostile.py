@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.frames import Opcode
 
 import wsclient
@@ -132,10 +133,11 @@ async def check_echo(client: Client) -> None:
     assert await anext(aiter(client)) == "still alive?"
 
 
-async def read_forever(client: Client) -> None:
+async def read_forever(client: Client, into: list[Any] | None = None) -> None:
     """Read the client's stream, as an application does, until cancelled."""
-    async for _ in client:
-        pass
+    async for message in client:
+        if into is not None:
+            into.append(message)
 
 
 async def send_oversized(peer: Peer) -> None:
@@ -150,17 +152,35 @@ async def send_invalid_utf8(peer: Peer) -> None:
     await peer.send_raw(raw_frame(Opcode.TEXT, b"caf\xc3 \xff\xfe"))
 
 
+AFTER_THE_BAD_ONE = "sent right after the invalid message"
+
+
+async def send_invalid_utf8_then_text(peer: Peer) -> None:
+    # One write: the valid message is buffered when the invalid one is read.
+    invalid = raw_frame(Opcode.TEXT, b"caf\xc3 \xff\xfe")
+    await peer.send_raw(invalid + raw_frame(Opcode.TEXT, AFTER_THE_BAD_ONE.encode()))
+
+
+async def send_too_many_fragments(peer: Peer) -> None:
+    """One text message in more fragments than websockets accepts."""
+    first = raw_frame(Opcode.TEXT, b"x", fin=False)
+    more = raw_frame(Opcode.CONT, b"x", fin=False) * (MAX_FRAGMENTS + 1)
+    await peer.send_raw(first + more)
+
+
 async def reconnected_after(
     misbehave: Callable[[Peer], Awaitable[None]],
     *,
     compression: bool = False,
+    received: list[Any] | None = None,
     **options: Any,
 ) -> tuple[HostileServer, Timeline, Client]:
     """Run a client against one misbehaving connection until it reconnected.
 
     The client's stream is read all along, as an application does (invalid
-    UTF-8 is only found when the message is read). Returns once the second
-    connection is open and the echo works on it.
+    UTF-8 is only found when the message is read), into ``received`` if
+    given. Returns once the second connection is open and the echo works on
+    it.
     """
     behaviour = first_then_echo(misbehave)
     async with hostile_server(behaviour, compression=compression) as server:
@@ -168,7 +188,7 @@ async def reconnected_after(
             timeline = Timeline(client)
             with anyio.fail_after(LONG):
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(read_forever, client)
+                    tg.start_soon(read_forever, client, received)
                     await timeline.wait_for("reconnect")
                     tg.cancel_scope.cancel()
                 await check_echo(client)
@@ -233,6 +253,41 @@ class TestInvalidUtf8:
         close = server.peers[0].close_received
         assert close is not None
         assert close.code == 1007
+        check_backoff(server, timeline)
+        assert client.stats.reconnects == 1
+
+    @pytest.mark.parametrize("protocol", [None, "reference"])
+    async def test_messages_after_invalid_utf8_are_not_delivered(
+        self, protocol: str | None
+    ) -> None:
+        """The invalid message ends the connection, as websockets' recv()
+        does: a message already buffered behind it is not read."""
+        adapter = None if protocol is None else wsclient.ReferenceProtocol()
+        received: list[Any] = []
+        server, _, _ = await reconnected_after(
+            send_invalid_utf8_then_text, protocol=adapter, received=received
+        )
+        close = server.peers[0].close_received
+        assert close is not None
+        assert close.code == 1007
+        assert AFTER_THE_BAD_ONE not in received
+
+
+class TestTooManyFragments:
+    @pytest.mark.parametrize("protocol", [None, "reference"])
+    async def test_too_many_fragments_close_1009_and_reconnect(
+        self, protocol: str | None
+    ) -> None:
+        """A message in more fragments than websockets allows closes with
+        1009 (as websockets' recv() does); the client reconnects."""
+        adapter = None if protocol is None else wsclient.ReferenceProtocol()
+        server, timeline, client = await reconnected_after(
+            send_too_many_fragments, protocol=adapter
+        )
+        close = server.peers[0].close_received
+        assert close is not None
+        assert close.code == 1009
+        assert timeline.of("disconnect")[0].code == 1009
         check_backoff(server, timeline)
         assert client.stats.reconnects == 1
 

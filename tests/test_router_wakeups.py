@@ -39,8 +39,9 @@ class EndlessConnection:
 
     def __init__(self) -> None:
         self.read = 0
+        self.recv_messages = self  # The router reads websockets' assembler.
 
-    async def recv(self) -> str:
+    async def get(self) -> str:
         await anyio.lowlevel.checkpoint()
         self.read += 1
         if self.read > STREAM:

@@ -597,10 +597,14 @@ class Client(PublishingMixin):
             conn = self._rx
             if conn is not None:
                 try:
-                    message = await conn.recv()
-                except ConnectionClosed:
-                    self._next_rx()
-                    continue
+                    # recv() without its coroutine: see _transport.receiving.
+                    message = await conn.recv_messages.get()
+                except Exception as exc:
+                    try:
+                        await conn.recv_failed(exc)
+                    except ConnectionClosed:
+                        self._next_rx()
+                        continue
                 stats = self._stats
                 stats.messages_in += 1
                 stats.bytes_in += len(message)

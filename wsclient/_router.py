@@ -379,7 +379,7 @@ class Router:
         # anyway, and recv_ready is always False: the wake-ups run at once.
         stats = self.stats
         conn = link.conn
-        recv = conn.recv
+        recv = conn.recv_messages.get  # See _transport.receiving.
         route = self.adapter.route
         subscriptions = self.subscriptions
         sent, awaiting = link.sent, link.awaiting
@@ -394,8 +394,11 @@ class Router:
                         held = 0
                 try:
                     message = await recv()
-                except ConnectionClosed:
-                    return
+                except Exception as exc:
+                    try:
+                        await conn.recv_failed(exc)
+                    except ConnectionClosed:
+                        return
                 stats.messages_in += 1
                 stats.bytes_in += len(message)
                 try:

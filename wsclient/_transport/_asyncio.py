@@ -21,6 +21,7 @@ from .base import (
     forget_handshake,
 )
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
+from .receiving import Receiving
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["open_connection"]
 
 
-class _Connection(ClientConnection, DropCounter):
+class _Connection(ClientConnection, DropCounter, Receiving):
     """websockets' connection plus the few facts the heartbeat needs."""
 
     pauses = 0

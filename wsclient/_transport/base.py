@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from websockets.datastructures import Headers
 from websockets.exceptions import (
@@ -57,12 +57,26 @@ class ConnectFailed(Exception):
         self.failure = failure
 
 
+class Assembler(Protocol):
+    """websockets' message assembler, as the client reads it."""
+
+    async def get(self, decode: bool | None = None) -> Data:
+        """Return the next message; raise what ``recv`` translates."""
+
+
 class Connection(Protocol):
     """An open WebSocket connection, as the client drives it.
 
     ``recv`` and ``send`` are websockets' own bound methods, so the hot path
     costs nothing over websockets: no wrapper frame, no queue hop, no copy.
+    The hottest paths skip even ``recv``'s coroutine: they await
+    ``recv_messages.get()`` and, if it raises, :meth:`recv_failed` (see
+    :mod:`.receiving`).
     """
+
+    @property
+    def recv_messages(self) -> Assembler:
+        """websockets' assembler of received messages."""
 
     latency: float
     """Last ping round-trip time measured by websockets."""
@@ -84,6 +98,10 @@ class Connection(Protocol):
 
     async def recv(self) -> Data:
         """Return the next message (websockets' own method)."""
+
+    async def recv_failed(self, exc: Exception) -> NoReturn:
+        """Finish a read whose ``recv_messages.get()`` raised ``exc``, as
+        ``recv`` would: raise :exc:`ConnectionClosed` once closed."""
 
     async def send(self, message: Data | bytearray | memoryview) -> None:
         """Send one message (websockets' own method)."""

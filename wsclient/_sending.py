@@ -32,7 +32,7 @@ from ._signal import Signal
 from ._transport.base import ConnectionClosed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Callable, Coroutine, Hashable
 
     from anyio.abc import TaskGroup
 
@@ -60,7 +60,7 @@ OverflowPolicy: TypeAlias = Literal["block", "drop_oldest", "drop_newest", "fail
 """The ``buffer_overflow`` option of :class:`~wsclient.Client`."""
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, init=False)
 class SendReceipt(Pending):
     """The fate of one message given to :meth:`Client.send`.
 
@@ -83,7 +83,9 @@ class SendReceipt(Pending):
         outcome: How it ended, or None while buffered.
     """
 
-    _done: anyio.Event | None = field(default=None, init=False, repr=False)
+    _done: anyio.Event = field(init=False, repr=False)
+    """Made by the first wait(): until then unset (Pending's __init__, one
+    store less per message sent)."""
 
     async def wait(self) -> Outcome:
         """Wait until the message has an outcome, and return it.
@@ -91,9 +93,11 @@ class SendReceipt(Pending):
         Cancelling it is safe: the message stays buffered.
         """
         if self.outcome is None:
-            if self._done is None:
-                self._done = anyio.Event()
-            await self._done.wait()
+            try:
+                done = self._done
+            except AttributeError:
+                done = self._done = anyio.Event()
+            await done.wait()
         assert self.outcome is not None
         return self.outcome
 
@@ -102,8 +106,11 @@ class SendReceipt(Pending):
         self._woken()
 
     def _woken(self) -> None:
-        if self._done is not None:
-            self._done.set()
+        try:
+            done = self._done
+        except AttributeError:
+            return  # Nobody waits.
+        done.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +190,15 @@ class Sender:
 
     # Public methods for the client.
 
-    async def send(
+    def send(
         self, supervisor: Supervisor, message: Data, key: Hashable | None
-    ) -> SendReceipt:
-        """Write ``message`` now if connected and nothing waits, else buffer it."""
+    ) -> Coroutine[Any, Any, SendReceipt]:
+        """Write ``message`` now if connected and nothing waits, else buffer it.
+
+        A plain method that picks the coroutine: the direct one is small
+        (a coroutine's frame is as large as its function's locals, and this
+        path is as hot as websockets' own ``send``).
+        """
         conn = supervisor.conn
         if (
             conn is not None
@@ -196,23 +208,33 @@ class Sender:
             and not supervisor.close_requested.is_set()
             and conn.is_open
         ):  # The fast path: connected, nothing waits.
-            # As _write(), inlined: this path is as hot as ws.send() itself,
-            # so it reads attributes rather than calling len().
-            direct = SendReceipt(message, 0.0, None, key)
-            if direct.size > self._max_bytes:
-                self._check_size(direct)
-            try:
-                await conn.send(message)
-            except BaseException as exc:
-                self._interrupted(direct, exc)
-                if isinstance(exc, ConnectionClosed):
-                    return direct
-                raise
-            direct.outcome = _WRITTEN  # Nobody can wait on it yet.
-            stats = self.stats
-            stats.messages_out += 1
-            stats.bytes_out += len(message)
-            return direct
+            return self._send_now(conn, message, key)
+        return self._send_later(supervisor, message, key)
+
+    async def _send_now(
+        self, conn: Connection, message: Data, key: Hashable | None
+    ) -> SendReceipt:
+        # As _write(), inlined: it reads attributes rather than calling len().
+        direct = SendReceipt(message, 0.0, None, key)
+        if direct.size > self._max_bytes:
+            self._check_size(direct)
+        try:
+            await conn.send(message)
+        except BaseException as exc:
+            self._interrupted(direct, exc)
+            if isinstance(exc, ConnectionClosed):
+                return direct
+            raise
+        direct.outcome = _WRITTEN  # Nobody can wait on it yet.
+        stats = self.stats
+        stats.messages_out += 1
+        stats.bytes_out += len(message)
+        return direct
+
+    async def _send_later(
+        self, supervisor: Supervisor, message: Data, key: Hashable | None
+    ) -> SendReceipt:
+        """Connected and nothing waits (by now), or buffer it, or wait in line."""
         receipt: SendReceipt | None = None
         deadline: float | None = None
         ticket: object | None = None  # Our place among blocked senders.

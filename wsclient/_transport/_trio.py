@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = ["open_connection"]
 
+_OPEN = State.OPEN
+"""An enum member read from a module global: the class attribute lookup
+costs more than the rest of ``is_open``, which every direct send reads."""
+
 
 class _Connection(ClientConnection, DropCounter, Receiving):
     """websockets' connection plus the few facts the heartbeat needs."""
@@ -62,7 +66,7 @@ class _Connection(ClientConnection, DropCounter, Receiving):
 
     @property
     def is_open(self) -> bool:
-        return self.protocol.state is State.OPEN
+        return self.protocol.state is _OPEN
 
     @property
     def reading_paused(self) -> bool:

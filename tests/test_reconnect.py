@@ -79,6 +79,35 @@ class TestBackoff:
         delays = [event.delay for event in recorder.of("disconnect")[:4]]
         assert delays == pytest.approx([10 * T, 20 * T, 40 * T, 10 * T])
 
+    async def test_delay_counts_from_the_loss(self, server: Server) -> None:
+        """The backoff runs from when the connection was found closed: time
+        spent tearing it down (here a connect callback still running, which
+        the disconnect waits for) overlaps the delay instead of adding to it."""
+        delay, busy = 200 * T, 150 * T
+        connected: list[float] = []
+        release = anyio.Event()
+        changed = [anyio.Event(), anyio.Event()]
+
+        async def on_connect(_: wsclient.ConnectEvent) -> None:
+            connected.append(anyio.current_time())
+            changed[len(connected) - 1].set()
+            if len(connected) == 1:
+                await release.wait()  # Still running when the link is lost.
+
+        options = fast_options(
+            backoff_initial=delay, backoff_max=delay, backoff_jitter=0
+        )
+        async with Client(server.url, **options, on_connect=on_connect):
+            with anyio.fail_after(LONG):
+                await changed[0].wait()
+                await server.abort_all()
+                lost = anyio.current_time()
+                await anyio.sleep(busy)  # The behaviour under test: a busy callback.
+                release.set()
+                await changed[1].wait()
+        # From the loss: about `delay`, not `busy + delay` (350 ms).
+        assert delay - 10 * T <= connected[1] - lost < delay + 100 * T
+
     async def test_user_tenacity_wait(self, server: Server) -> None:
         """A tenacity wait strategy given as wait= sets the delays."""
         await server.go_down()

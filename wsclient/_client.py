@@ -99,7 +99,10 @@ class Client(PublishingMixin):
         backoff_max: Cap of the base delay.
         backoff_multiplier: Growth of the base delay per consecutive failure.
         backoff_jitter: Randomised fraction of each delay (0 to 1); every
-            delay is drawn from ``[base * (1 - jitter), base]``.
+            delay is drawn from ``[base * (1 - jitter), base]``. After a
+            connection was lost, the delay counts from when the loss was
+            found (its teardown and callbacks overlap it); after a failed
+            attempt, from the failure.
         max_attempts: Give up after this many consecutive failures.
         max_downtime: Give up after this many seconds without a stable
             connection.

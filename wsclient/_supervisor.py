@@ -128,6 +128,10 @@ class Supervisor:
         """Whether the last connection was reported connected."""
         self._stable = False
         """Whether it then stayed up for ``stable_after``."""
+        self._lost_at = 0.0
+        """When the watcher found the last connection closed: the backoff
+        counts from then, so that tearing it down (draining the reader,
+        callbacks) overlaps the delay instead of adding to the downtime."""
         self._task_id: int | None = None
         self._opener = get_opener()
 
@@ -379,6 +383,7 @@ class Supervisor:
                         self._ready_apart, conn, attempt, down_at, ready, up_at
                     )
                     await monitor.run()  # Until the connection is closed.
+                self._lost_at = anyio.current_time()
                 # Its callbacks end first: a disconnect never overtakes them.
                 await ready.wait()
         finally:
@@ -412,6 +417,7 @@ class Supervisor:
                 tg.cancel_scope.cancel()
             tg.start_soon(self._ready, conn, attempt, down_at, tg, ready, up_at)
             await monitor.run()  # Until the connection is closed.
+            self._lost_at = anyio.current_time()
             # Its callbacks end first: a disconnect never overtakes them.
             await ready.wait()
             await self._hand_over(conn)
@@ -613,7 +619,9 @@ class Supervisor:
                 decision.downtime,
             )
         else:
-            wake_at = anyio.current_time() + decision.delay
+            # From the loss of a connection; from now after a failed attempt.
+            since = self._lost_at if monitor is not None else anyio.current_time()
+            wake_at = since + decision.delay
             self.stats.backoff_delay = decision.delay
             self._set_state(ClientState.BACKING_OFF)
             logger.info(

@@ -90,7 +90,28 @@ async def tasks_per_connection(opener: Any, *args: Any, **kwargs: Any) -> float:
             return (count_tasks() - before) / CLIENTS
 
 
+def parsed_response_headers(ws: Any) -> int:
+    """Headers of the handshake response that websockets' parser still holds
+    (its generator stays suspended, for the life of the connection, in the
+    frame that parsed the response)."""
+    frame = ws.protocol.parser.gi_frame
+    return len(frame.f_locals["response"].headers)
+
+
 class TestIdleClient:
+    async def test_handshake_headers_are_not_kept(self, server: Server) -> None:
+        """An open connection keeps neither the handshake's request nor its
+        response headers, which websockets' parser would keep."""
+        with anyio.fail_after(LONG):
+            async with raw_connection(server.url) as raw:
+                assert parsed_response_headers(raw) > 0  # The check finds them.
+            async with idle_client(server.url) as client:
+                await client.send("x")  # Used, not just opened.
+                conn = client._supervisor.conn  # type: ignore[union-attr]
+                assert conn is not None
+                assert parsed_response_headers(conn) == 0
+                assert conn.request is None  # type: ignore[attr-defined]
+
     async def test_one_task_with_the_default_keepalive(self, server: Server) -> None:
         """An idle client keeps one task more than raw websockets: the supervisor."""
         raw = await tasks_per_connection(raw_connection, server.url)

@@ -6,6 +6,7 @@ server or an event loop.
 
 from __future__ import annotations
 
+import inspect
 import ssl
 from typing import Any
 
@@ -470,3 +471,18 @@ def test_url_and_stats_before_entering() -> None:
 def test_client_is_exported() -> None:
     """wsclient.Client is the class tested here."""
     assert wsclient.Client is Client
+
+
+def test_websockets_defaults_are_not_kept() -> None:
+    """A client keeps only the websockets options that differ from
+    websockets' defaults (every reader falls back on the same defaults)."""
+    from websockets.asyncio.client import connect
+
+    client = Client("ws://127.0.0.1:1/", proxy=None, max_queue=32, compression=None)
+    kept = client._options.websockets
+    assert kept == {"proxy": None, "max_queue": 32, "compression": None, "ssl": None}
+    # What is left out is what websockets does anyway.
+    defaults = inspect.signature(connect.__init__).parameters
+    for name in ("open_timeout", "close_timeout", "max_size", "user_agent_header"):
+        assert name not in kept
+        assert defaults[name].default == Client.__init__.__kwdefaults__[name]

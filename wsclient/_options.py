@@ -7,6 +7,7 @@ line of a bot rather than at 3 a.m. on the first reconnect.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import ssl as ssl_module
@@ -105,6 +106,36 @@ def _shape(item: object) -> str:
     return type(item).__name__
 
 
+def _websockets_defaults() -> dict[str, Any]:
+    """The defaults of ``connect()`` that both of websockets' backends share."""
+    from websockets.asyncio.client import connect as asyncio_connect
+    from websockets.trio.client import connect as trio_connect
+
+    found = []
+    for connect in (asyncio_connect, trio_connect):
+        parameters = inspect.signature(connect.__init__).parameters.values()
+        found.append(
+            {p.name: p.default for p in parameters if p.default is not p.empty}
+        )
+    asyncio_defaults, trio_defaults = found
+    return {
+        name: default
+        for name, default in asyncio_defaults.items()
+        if name in trio_defaults and _same(trio_defaults[name], default)
+    }
+
+
+def _same(value: object, default: object) -> bool:
+    return type(value) is type(default) and value == default
+
+
+_WEBSOCKETS_DEFAULTS = _websockets_defaults()
+
+
+def _is_websockets_default(name: str, value: object) -> bool:
+    return name in _WEBSOCKETS_DEFAULTS and _same(value, _WEBSOCKETS_DEFAULTS[name])
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """All the options of a client, validated. See :class:`wsclient.Client`."""
@@ -170,6 +201,15 @@ class Options:
         self._check_strategies()
         self._check_heartbeat()
         self._check_websockets(self.websockets)
+        # Kept for the life of the client: without what websockets does by
+        # default anyway, the dict is a fraction of the size (every reader
+        # falls back on the same defaults).
+        compact = {
+            name: value
+            for name, value in self.websockets.items()
+            if not _is_websockets_default(name, value)
+        }
+        object.__setattr__(self, "websockets", compact)
 
     def _check_strategies(self) -> None:
         for name in ("wait", "stop", "classify", "heartbeat_reply"):

@@ -242,13 +242,29 @@ class Supervisor:
         self._changed.fire()
 
     async def _loop(self) -> None:
-        attempts = 0  # since the connection was last up, for events and the provider
+        # Each attempt inline (its end in _ended()): an idle client keeps
+        # every frame of the wait it sits in, about 300 bytes each.
+        attempts = 0  # Since the last connection, for events and providers.
         last: Failure | None = None
         down_at: float | None = None
         while not self.close_requested.is_set():
             self._set_state(ClientState.CONNECTING)
             attempts += 1
-            failure, monitor = await self._attempt(attempts, last, down_at)
+            # Connect and stay connected, until something ends it.
+            failure: Failure | None
+            monitor: Monitor | None = None
+            async with self._opener(self.options.track_frames) as opening:
+                opened = await self._open(opening, attempts, last)
+                if isinstance(opened, tuple):
+                    # Out of the attempt's cancel scope: close() is graceful.
+                    conn, url = opened
+                    failure = self._redirected_away(url, conn)
+                    if failure is None:
+                        monitor = await self._connected(conn, attempts, down_at)
+                else:
+                    failure = opened  # Failed, or None: close() interrupted it.
+            if monitor is not None:
+                failure, monitor = self._ended(conn, monitor)
             if failure is None:  # close requested while connecting
                 break
             if monitor is not None:  # the connection was up
@@ -269,24 +285,11 @@ class Supervisor:
                 await anyio.sleep_until(wake_at)
             self._attempt_scope = None
 
-    async def _attempt(
-        self, attempt: int, last: Failure | None, down_at: float | None
-    ) -> tuple[Failure | None, Monitor | None]:
-        """Connect and stay connected; return what ended it.
-
-        Returns (None, None) when close() interrupted the attempt, else the
-        failure and, if the connection opened, its monitor.
-        """
-        async with self._opener(self.options.track_frames) as opening:
-            opened = await self._open(opening, attempt, last)
-            if not isinstance(opened, tuple):
-                return opened, None
-            # Outside the attempt's cancel scope: from now on close() is graceful.
-            conn, url = opened
-            redirected = self._redirected_away(url, conn)
-            if redirected is not None:
-                return redirected, None
-            monitor = await self._connected(conn, attempt, down_at)
+    def _ended(
+        self, conn: Connection, monitor: Monitor
+    ) -> tuple[Failure, Monitor | None]:
+        """What ended a connection that opened, and its monitor if it counts
+        as a connection (None: a failed attempt)."""
         if conn.messages_dropped:
             self.stats.messages_dropped += conn.messages_dropped
             logger.warning(

@@ -198,7 +198,14 @@ def forget_handshake(ws: Any) -> None:
     reads them again (the response only stands for "answered"): about
     2.8 KiB of headers per connection, credentials included, which an idle
     client does not need to keep.
+
+    Dropping the reference is not enough for the response: websockets'
+    parser (a generator, suspended for the life of the connection in the
+    frame that parsed it) keeps it too, so its headers are emptied in place.
     """
+    response = ws.response
+    if response is not None and response is not _SWITCHED:
+        response.headers.clear()
     ws.request = None
     ws.response = _SWITCHED
 

@@ -415,7 +415,11 @@ class Router:
                     if (
                         subscription is None
                         or subscription not in sent
-                        or (routed.offset is not None and subscription in awaiting)
+                        or (
+                            awaiting  # Empty unless a subscribe awaits its answer.
+                            and routed.offset is not None
+                            and subscription in awaiting
+                        )
                     ):
                         # Unsubscribed, never ours, or in flight from an earlier
                         # subscription: the resume will replay what matters.

@@ -316,19 +316,22 @@ class Subscription(Generic[T]):
             # Maybe no room for a gap marker and the message: _deliver()
             # applies the overflow policy to the pair.
             return False
-        offset = publication.offset
-        deliver, gap = self.tracker.publication(publication.epoch, offset)
-        if gap is not None:
-            self._report(gap)
-        if not deliver or self._ended:
+        tracker = self.tracker
+        position = tracker.next_in_order(publication.epoch, publication.offset)
+        if position is None:  # Out of order, or no position: the general case.
+            deliver, gap = tracker.publication(publication.epoch, publication.offset)
+            if gap is not None:
+                self._report(gap)
+            if deliver and not self._ended:
+                self._append(publication)
             return True
-        if offset is None or self._catch_up is not None or self.stale_after:
-            self._append(publication)  # The general case.
+        if self._ended:
+            return True
+        if self._catch_up is not None or self.stale_after:
+            self._append(publication)
             return True
         # _append() inlined for the common case: no catch-up, no watchdog.
-        items.append(
-            Message(publication.data, publication.channel, self.tracker.position)
-        )
+        items.append(Message(publication.data, publication.channel, position))
         return True
 
     async def _deliver(self, publication: Publication) -> None:

@@ -31,6 +31,30 @@ def test_in_order_publications_advance() -> None:
     assert tracker.position == Position("e1", 8)
 
 
+def test_next_in_order_records_only_the_next_one() -> None:
+    """The fast path takes the next offset of the same epoch, and nothing
+    else: then it changes nothing, and publication() decides."""
+    tracker = tracked()
+    assert tracker.next_in_order("e1", 6) == Position("e1", 6)
+    assert tracker.position == Position("e1", 6)
+    for epoch, offset in [("e1", 6), ("e1", 8), ("e2", 7), (None, None), ("e1", None)]:
+        assert tracker.next_in_order(epoch, offset) is None
+        assert tracker.position == Position("e1", 6)
+    assert Tracker("ch").next_in_order("e1", 1) is None  # No position yet.
+
+
+@given(st.lists(st.integers(min_value=1, max_value=40), max_size=100))
+def test_next_in_order_agrees_with_publication(arrivals: list[int]) -> None:
+    """The fast path then the general one decide as the general one alone."""
+    fast, slow = tracked(offset=0), tracked(offset=0)
+    for offset in arrivals:
+        position = fast.next_in_order("e1", offset)
+        got = (True, None) if position is not None else fast.publication("e1", offset)
+        assert got == slow.publication("e1", offset)
+        assert fast.position == slow.position
+        assert fast.duplicates == slow.duplicates
+
+
 def test_duplicates_are_dropped() -> None:
     """Offsets at or below the position are duplicates: dropped and counted."""
     tracker = tracked()

@@ -155,12 +155,13 @@ class Tracker:
         # A new epoch, or a refusal we do not understand: fail closed.
         return self._lost(GapReason.EPOCH, here.offset + 1, None)
 
-    def publication(
-        self, epoch: str | None, offset: int | None
-    ) -> tuple[bool, Gap | None]:
-        """Check one publication; return (deliver it?, gap to report first).
+    def next_in_order(self, epoch: str | None, offset: int | None) -> Position | None:
+        """If this publication is the next one in order (by far the most
+        common case), record it and return its position; else None, having
+        done nothing: then call :meth:`publication`.
 
-        Publications without a position are always delivered.
+        The fast path of :meth:`publication`, for the hot loop: one call, no
+        tuple to unpack, and the position built without checking it again.
         """
         here = self.position
         if (
@@ -170,10 +171,20 @@ class Tracker:
             and type(epoch) is str
             and epoch == here.epoch
         ):
-            # The next one in order, by far the most common: checked first,
-            # and its position built without checking it again.
-            self.position = _new_tuple(Position, (epoch, offset))
+            position = self.position = _new_tuple(Position, (epoch, offset))
+            return position
+        return None
+
+    def publication(
+        self, epoch: str | None, offset: int | None
+    ) -> tuple[bool, Gap | None]:
+        """Check one publication; return (deliver it?, gap to report first).
+
+        Publications without a position are always delivered.
+        """
+        if self.next_in_order(epoch, offset) is not None:
             return True, None
+        here = self.position
         if not _valid(epoch, offset):
             return True, None  # No position (or one a broken adapter made up).
         assert epoch is not None

@@ -486,3 +486,23 @@ def test_websockets_defaults_are_not_kept() -> None:
     for name in ("open_timeout", "close_timeout", "max_size", "user_agent_header"):
         assert name not in kept
         assert defaults[name].default == Client.__init__.__kwdefaults__[name]
+
+
+@pytest.mark.parametrize(
+    ("options", "provider", "fixed"),
+    [
+        ({"proxy": None}, False, True),
+        ({"proxy": "http://127.0.0.1:3128"}, False, True),
+        ({}, False, False),  # proxy=True: the environment may change.
+        ({"proxy": None}, True, False),  # Each attempt gets a new URL.
+        ({"proxy": None, "additional_headers": lambda: {}}, False, False),
+    ],
+)
+def test_credentials_checked_per_attempt_only_when_they_can_change(
+    options: dict[str, Any], provider: bool, fixed: bool
+) -> None:
+    """Attempts skip the credentials check only when the one made at
+    construction covers them: static URLs and headers, no proxy lookup."""
+    url: Any = (lambda: "ws://127.0.0.1:1/") if provider else "ws://127.0.0.1:1/"
+    client = Client(url, **options)
+    assert client._options.credentials_fixed(not provider) is fixed

@@ -327,6 +327,18 @@ class Options:
         """Whether each attempt fetches credentials afresh (a headers callable)."""
         return callable(self.websockets.get("additional_headers"))
 
+    def credentials_fixed(self, urls_fixed: bool) -> bool:
+        """Whether :meth:`check_credentials` at construction settled every
+        attempt: the URLs and headers are known in advance and no proxy is
+        looked up in the environment (which may change). Then an attempt
+        need not check again: one step less, on a cold CPU, per reconnection.
+        """
+        return (
+            urls_fixed
+            and not self.refreshes_credentials
+            and self.websockets.get("proxy", True) is not True
+        )
+
     def insecure_credentials(self, url: str, options: Mapping[str, Any]) -> str | None:
         """Why connecting to ``url`` with ``options`` would expose a credential."""
         if self.allow_insecure_credentials:

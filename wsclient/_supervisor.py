@@ -134,6 +134,8 @@ class Supervisor:
         callbacks) overlaps the delay instead of adding to the downtime."""
         self._task_id: int | None = None
         self._opener = get_opener()
+        self._credentials_fixed = options.credentials_fixed(not urls.is_provider)
+        """Checked once and for all at construction (see Options)."""
 
     # Public methods for the client.
 
@@ -247,14 +249,14 @@ class Supervisor:
         attempts = 0  # Since the last connection, for events and providers.
         last: Failure | None = None
         down_at: float | None = None
+        wake_at: float | None = None  # When to try again; at once at first.
         while not self.close_requested.is_set():
-            self._set_state(ClientState.CONNECTING)
             attempts += 1
             # Connect and stay connected, until something ends it.
             failure: Failure | None
             monitor: Monitor | None = None
             async with self._opener(self.options.track_frames) as opening:
-                opened = await self._open(opening, attempts, last)
+                opened = await self._open(opening, attempts, last, wake_at)
                 if isinstance(opened, tuple):
                     # Out of the attempt's cancel scope: close() is graceful.
                     conn, url = opened
@@ -281,9 +283,6 @@ class Supervisor:
             wake_at = await self._decide(failure, monitor)
             if wake_at is None or self.close_requested.is_set():
                 return  # Gave up, or close() was called from a callback.
-            with anyio.CancelScope() as self._attempt_scope:
-                await anyio.sleep_until(wake_at)
-            self._attempt_scope = None
 
     def _ended(
         self, conn: Connection, monitor: Monitor
@@ -306,16 +305,28 @@ class Supervisor:
         return failure, (monitor if self._reached else None)
 
     async def _open(
-        self, opening: Opening, attempt: int, last: Failure | None
+        self,
+        opening: Opening,
+        attempt: int,
+        last: Failure | None,
+        wake_at: float | None,
     ) -> tuple[Connection, str] | Failure | None:
-        """Open a connection, or fail; close() stops it at once.
+        """Back off until ``wake_at``, then open a connection, or fail;
+        close() stops either at once.
 
         Returns the connection and its URL, the failure, or None when close()
         interrupted it. The websockets options live only here: an idle client
-        does not keep them.
+        does not keep them. The backoff runs in the attempt's cancel scope:
+        one scope per reconnection rather than two, entered and left on a CPU
+        that the backoff let go cold (about 0.1 ms here).
         """
         try:
             with anyio.CancelScope() as self._attempt_scope:
+                if self.close_requested.is_set():
+                    self._attempt_scope.cancel()
+                if wake_at is not None:
+                    await anyio.sleep_until(wake_at)
+                self._set_state(ClientState.CONNECTING)
                 try:
                     url = await self.urls.url_for(attempt, last)
                 except (TypeError, ValueError) as exc:
@@ -331,7 +342,11 @@ class Supervisor:
                     reason = "the additional_headers callable raised "
                     reason += redact_text(repr(exc))
                     return Failure(FailureKind.ERROR, reason=reason, error=exc)
-                insecure = self.options.insecure_credentials(url, options)
+                insecure = (
+                    None
+                    if self._credentials_fixed
+                    else self.options.insecure_credentials(url, options)
+                )
                 if insecure is not None:
                     return Failure(FailureKind.INSECURE, reason=insecure)
                 self.url = redact_url(url)

@@ -195,6 +195,18 @@ async def reconnected_after(
     return server, timeline, client
 
 
+def first_close_code(server: HostileServer) -> int:
+    """The close code the client sent on its first connection."""
+    close = server.peers[0].close_received
+    assert close is not None
+    return close.code
+
+
+def reference_or_none(protocol: str | None) -> wsclient.ReferenceProtocol | None:
+    """The adapter a test's ``protocol`` parameter names."""
+    return None if protocol is None else wsclient.ReferenceProtocol()
+
+
 def check_backoff(server: HostileServer, timeline: Timeline) -> None:
     """The client waited out the delay it announced before trying again."""
     disconnect = timeline.of("disconnect")[0]
@@ -246,13 +258,11 @@ class TestInvalidUtf8:
 
         Read by the application (no adapter) or by the router's reader.
         """
-        adapter = None if protocol is None else wsclient.ReferenceProtocol()
+        adapter = reference_or_none(protocol)
         server, timeline, client = await reconnected_after(
             send_invalid_utf8, protocol=adapter
         )
-        close = server.peers[0].close_received
-        assert close is not None
-        assert close.code == 1007
+        assert first_close_code(server) == 1007
         check_backoff(server, timeline)
         assert client.stats.reconnects == 1
 
@@ -262,14 +272,12 @@ class TestInvalidUtf8:
     ) -> None:
         """The invalid message ends the connection, as websockets' recv()
         does: a message already buffered behind it is not read."""
-        adapter = None if protocol is None else wsclient.ReferenceProtocol()
+        adapter = reference_or_none(protocol)
         received: list[Any] = []
         server, _, _ = await reconnected_after(
             send_invalid_utf8_then_text, protocol=adapter, received=received
         )
-        close = server.peers[0].close_received
-        assert close is not None
-        assert close.code == 1007
+        assert first_close_code(server) == 1007
         assert AFTER_THE_BAD_ONE not in received
 
 
@@ -280,13 +288,11 @@ class TestTooManyFragments:
     ) -> None:
         """A message in more fragments than websockets allows closes with
         1009 (as websockets' recv() does); the client reconnects."""
-        adapter = None if protocol is None else wsclient.ReferenceProtocol()
+        adapter = reference_or_none(protocol)
         server, timeline, client = await reconnected_after(
             send_too_many_fragments, protocol=adapter
         )
-        close = server.peers[0].close_received
-        assert close is not None
-        assert close.code == 1009
+        assert first_close_code(server) == 1009
         assert timeline.of("disconnect")[0].code == 1009
         check_backoff(server, timeline)
         assert client.stats.reconnects == 1

@@ -45,9 +45,10 @@ class Receiving:
 
     The code mirrors ``recv()`` of websockets 17 (``asyncio/connection.py``
     and ``trio/connection.py``, the same but for how they wait for the
-    connection to close, which :meth:`wait_closed` hides);
-    ``tests/test_hostile_server.py`` checks that every path ends as
-    ``recv()`` does.
+    connection to close, which :meth:`wait_closed` hides). The paths
+    other than a plain close are tested against real sockets: invalid UTF-8
+    and too many fragments in ``tests/test_hostile.py``, two readers at
+    once in ``tests/test_client.py``.
     """
 
     async def recv_failed(self, exc: Exception) -> NoReturn:

@@ -57,6 +57,35 @@ class TestSendReceive:
                     await server.come_back()
                 assert data_of(await anext(aiter(client))) == 1
 
+    async def test_send_goes_by_the_state_it_finds_when_awaited(
+        self, server: Server
+    ) -> None:
+        """A send coroutine made while connected and awaited after a
+        reconnection goes out on the new connection (not the dead one)."""
+        recorder = Recorder()
+        async with Client(
+            server.url, **fast_options(), **recorder.callbacks()
+        ) as client:
+            with anyio.fail_after(LONG):
+                await recorder.wait_for("connect")
+                pending = client.send(echo("made before"))
+                await server.abort_all()
+                await recorder.wait_for("reconnect")
+                receipt = await pending
+                assert receipt.outcome is wsclient.Outcome.WRITTEN
+                assert data_of(await anext(aiter(client))) == "made before"
+
+    async def test_send_awaited_after_close_raises(self, server: Server) -> None:
+        """A send coroutine made while connected and awaited after close()
+        raises ClientClosed, as a send made then would: nothing is lost
+        silently."""
+        async with Client(server.url, **fast_options()) as client:
+            await client.wait_connected()
+            pending = client.send(echo("too late"))
+            await client.close()
+            with pytest.raises(wsclient.ClientClosed):
+                await pending
+
     async def test_stats_count_traffic(self, server: Server) -> None:
         """stats counts messages and payload sizes in both directions."""
         async with Client(server.url, **fast_options()) as client:

@@ -496,13 +496,15 @@ def test_websockets_defaults_are_not_kept() -> None:
         ({}, False, False),  # proxy=True: the environment may change.
         ({"proxy": None}, True, False),  # Each attempt gets a new URL.
         ({"proxy": None, "additional_headers": lambda: {}}, False, False),
+        # A dict is the caller's: a token may be added after construction.
+        ({"proxy": None, "additional_headers": {}}, False, False),
     ],
 )
 def test_credentials_checked_per_attempt_only_when_they_can_change(
     options: dict[str, Any], provider: bool, fixed: bool
 ) -> None:
     """Attempts skip the credentials check only when the one made at
-    construction covers them: static URLs and headers, no proxy lookup."""
+    construction covers them: static URLs, no headers, no proxy lookup."""
     url: Any = (lambda: "ws://127.0.0.1:1/") if provider else "ws://127.0.0.1:1/"
     client = Client(url, **options)
     assert client._options.credentials_fixed(not provider) is fixed

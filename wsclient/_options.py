@@ -329,13 +329,16 @@ class Options:
 
     def credentials_fixed(self, urls_fixed: bool) -> bool:
         """Whether :meth:`check_credentials` at construction settled every
-        attempt: the URLs and headers are known in advance and no proxy is
-        looked up in the environment (which may change). Then an attempt
-        need not check again: one step less, on a cold CPU, per reconnection.
+        attempt: the URLs are known in advance, there are no headers, and no
+        proxy is looked up in the environment (which may change). Then an
+        attempt need not check again: one step less, on a cold CPU, per
+        reconnection.
         """
         return (
             urls_fixed
-            and not self.refreshes_credentials
+            # None, not just static: a dict or list of headers is the
+            # caller's, who may add a token to it after construction.
+            and self.websockets.get("additional_headers") is None
             and self.websockets.get("proxy", True) is not True
         )
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import anyio
@@ -32,7 +32,7 @@ from ._signal import Signal
 from ._transport.base import ConnectionClosed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Hashable
+    from collections.abc import Callable, Hashable
 
     from anyio.abc import TaskGroup
 
@@ -60,7 +60,6 @@ OverflowPolicy: TypeAlias = Literal["block", "drop_oldest", "drop_newest", "fail
 """The ``buffer_overflow`` option of :class:`~wsclient.Client`."""
 
 
-@dataclass(eq=False, slots=True, init=False)
 class SendReceipt(Pending):
     """The fate of one message given to :meth:`Client.send`.
 
@@ -83,9 +82,11 @@ class SendReceipt(Pending):
         outcome: How it ended, or None while buffered.
     """
 
-    _done: anyio.Event = field(init=False, repr=False)
-    """Made by the first wait(): until then unset (Pending's __init__, one
-    store less per message sent)."""
+    # Not a dataclass field: Pending's __init__ leaves it unset (one store
+    # less per message sent), the first wait() makes it, and asdict() and
+    # the repr do not see it.
+    __slots__ = ("_done",)
+    _done: anyio.Event
 
     async def wait(self) -> Outcome:
         """Wait until the message has an outcome, and return it.
@@ -190,31 +191,25 @@ class Sender:
 
     # Public methods for the client.
 
-    def send(
+    async def send(
         self, supervisor: Supervisor, message: Data, key: Hashable | None
-    ) -> Coroutine[Any, Any, SendReceipt]:
+    ) -> SendReceipt:
         """Write ``message`` now if connected and nothing waits, else buffer it.
 
-        A plain method that picks the coroutine: the direct one is small
-        (a coroutine's frame is as large as its function's locals, and this
-        path is as hot as websockets' own ``send``).
+        Decided when awaited, not when called: a coroutine made before a
+        reconnection or a close() goes by the state it finds.
         """
         conn = supervisor.conn
         if (
-            conn is not None
-            and not self.flushing
-            and not self._queued
-            and not self._blocked
-            and not supervisor.close_requested.is_set()
-            and conn.is_open
-        ):  # The fast path: connected, nothing waits.
-            return self._send_now(conn, message, key)
-        return self._send_later(supervisor, message, key)
-
-    async def _send_now(
-        self, conn: Connection, message: Data, key: Hashable | None
-    ) -> SendReceipt:
-        # As _write(), inlined: it reads attributes rather than calling len().
+            conn is None
+            or self.flushing
+            or self._queued
+            or self._blocked
+            or supervisor.close_requested.is_set()
+            or not conn.is_open
+        ):
+            return await self._send_later(supervisor, message, key)
+        # The fast path, connected and nothing waits: as _write(), inlined.
         direct = SendReceipt(message, 0.0, None, key)
         if direct.size > self._max_bytes:
             self._check_size(direct)
@@ -234,7 +229,11 @@ class Sender:
     async def _send_later(
         self, supervisor: Supervisor, message: Data, key: Hashable | None
     ) -> SendReceipt:
-        """Connected and nothing waits (by now), or buffer it, or wait in line."""
+        """Write it once nothing waits, or buffer it, or wait in line for room.
+
+        Apart from :meth:`send`, which is as hot as websockets' own ``send``:
+        a coroutine's frame is as large as its function's locals.
+        """
         receipt: SendReceipt | None = None
         deadline: float | None = None
         ticket: object | None = None  # Our place among blocked senders.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from wsclient._core.buffer import (
     Overflow,
     Pending,
 )
+from wsclient._sending import SendReceipt, UndeliveredEvent
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -71,6 +73,15 @@ def pop_all(buf: OutboundBuffer, now: float = 0.0) -> list[str | bytes]:
 def test_size_is_utf8_bytes(data: str | bytes, size: int) -> None:
     """A message's size is its length in bytes, UTF-8 for text."""
     assert Pending(data, 0.0).size == size
+
+
+def test_size_of_a_str_subclass_is_utf8_bytes() -> None:
+    """Text of a str subclass is measured as text, not in characters."""
+
+    class Text(str):
+        pass
+
+    assert Pending(Text("é" * 10), 0.0).size == 20
 
 
 def test_a_second_outcome_is_a_bug() -> None:
@@ -710,3 +721,12 @@ TestRandomOperations = BufferMachine.TestCase
 TestRandomOperations.settings = settings(
     database=None, deadline=None, max_examples=300, stateful_step_count=60
 )
+
+
+def test_receipts_convert_with_dataclasses() -> None:
+    """A receipt (and an UndeliveredEvent holding some) converts with
+    dataclasses.asdict(), whether or not anyone waited on it."""
+    receipt = SendReceipt("hello", 1.5)
+    event = UndeliveredEvent((receipt,), (), None)
+    assert dataclasses.asdict(receipt)["data"] == "hello"
+    assert dataclasses.asdict(event)["messages"][0]["size"] == 5

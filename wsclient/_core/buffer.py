@@ -98,7 +98,7 @@ class Pending:
         # str.isascii() reads a flag in CPython: ASCII is free to measure.
         # Other text is encoded once (a short-lived copy): counting characters
         # would let 4-byte characters exceed max_bytes fourfold.
-        if type(data) is str and not data.isascii():
+        if isinstance(data, str) and not data.isascii():
             self.size = len(data.encode())
         else:
             self.size = len(data)

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from wsclient import Client, DisconnectEvent
+from wsclient._heartbeat import Monitor
 
 from .utils import LONG, Recorder, T, fast_options
 
@@ -179,3 +180,36 @@ class TestNotDead:
         assert event.loop_blocked is not None
         assert event.loop_blocked >= 200 * T
         assert "event loop was blocked" in caplog.text
+
+
+class TestWatcherBug:
+    @pytest.mark.parametrize("alone", [True, False])
+    async def test_a_failing_keepalive_drops_the_connection(
+        self,
+        server: Server,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
+        alone: bool,
+    ) -> None:
+        """A bug in the keepalive (here: it raises after its first sleep) is
+        logged and drops the connection, which is then reopened with working
+        watchers: never a client left unwatched. Alone (the default) or next
+        to another watcher."""
+        failed = []
+
+        def broken(self: Monitor, lag: float) -> None:
+            if not failed:
+                failed.append(lag)
+                raise RuntimeError("bug in the keepalive")
+
+        monkeypatch.setattr(Monitor, "_record_lag", broken)
+        recorder = Recorder()
+        options = fast_options(ping_interval=20 * T, ping_timeout=LONG)
+        if not alone:
+            options["idle_timeout"] = LONG
+        async with Client(server.url, **options, **recorder.callbacks()):
+            with anyio.fail_after(LONG):
+                disconnect = await recorder.wait_for("disconnect")
+                await recorder.wait_for("connect", 2)
+        assert disconnect.reason == "keepalive watcher failed"
+        assert "the _keepalive watcher failed" in caplog.text

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from wsclient import Client, ClientState, ClientStopped
-from wsclient._sending import SendReceipt
+from wsclient._sending import Sender, SendReceipt
 
 from .utils import LONG, T, fast_options
 
@@ -47,17 +47,20 @@ class TestReadying:
             assert client.state is ClientState.CLOSED
 
     async def test_a_bug_while_readying_stops_the_client(
-        self, server: Server, caplog: pytest.LogCaptureFixture
+        self,
+        server: Server,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """What the readying task raises reaches the supervisor, as if it ran
         in a task group of its own: the client stops with an internal error,
         and leaving the block raises nothing."""
         client = Client(server.url, **fast_options())
 
-        async def broken_flush(conn: object) -> None:
+        async def broken_flush(self: Sender, conn: object) -> None:
             raise RuntimeError("a bug")
 
-        client._sender.flush_to = broken_flush  # type: ignore[method-assign]
+        monkeypatch.setattr(Sender, "flush_to", broken_flush)  # Slots: per class.
         async with client:
             with anyio.fail_after(LONG):
                 while client.state is not ClientState.CLOSED:
@@ -114,7 +117,10 @@ class TestOpenConnection:
 
 class TestFlusher:
     async def test_a_bug_in_the_flusher_stops_the_client(
-        self, server: Server, caplog: pytest.LogCaptureFixture
+        self,
+        server: Server,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """The flusher runs in the client's task group; what it raises still
         stops the client with an internal error, not the whole group."""
@@ -123,10 +129,11 @@ class TestFlusher:
                 await client.wait_connected()
                 sender = client._sender
 
-                async def broken_flush(conn: object) -> None:
+                async def broken_flush(self: Sender, conn: object) -> None:
                     raise RuntimeError("a flusher bug")
 
-                sender.flush_to = broken_flush  # type: ignore[method-assign]
+                # Connected and flushed by now: only the flusher calls it.
+                monkeypatch.setattr(Sender, "flush_to", broken_flush)
                 receipt = SendReceipt('{"type": "echo", "data": 1}', 0.0, None, None)
                 sender.buffer.offer(receipt, anyio.current_time())
                 sender._wake_grew()

@@ -78,6 +78,9 @@ class Monitor:
             coincided with the timeout that declared the link dead.
     """
 
+    # One per connection, for its life: slots, not a dict.
+    __slots__ = ("conn", "dead_reason", "loop_blocked", "options", "stats")
+
     def __init__(self, conn: Connection, options: Options, stats: Stats) -> None:
         self.conn = conn
         self.options = options

@@ -153,6 +153,24 @@ class Sender:
             corrupt the stream, and the closing handshake would time out.
     """
 
+    # One per client, for its life: slots, not a dict.
+    __slots__ = (
+        "_attached",
+        "_blocked",
+        "_discarded",
+        "_flusher",
+        "_grew",
+        "_max_bytes",
+        "_queued",
+        "_shrank",
+        "block_timeout",
+        "buffer",
+        "error",
+        "flushing",
+        "stats",
+        "write_grace",
+    )
+
     def __init__(
         self,
         buffer: OutboundBuffer,

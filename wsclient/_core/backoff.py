@@ -87,7 +87,8 @@ class ExponentialJitter(tenacity.wait.wait_base):
         self.maximum = maximum
         self.multiplier = multiplier
         self.jitter = jitter
-        self._random = (_JITTER_RNG if rng is None else rng).random
+        # The generator, not its bound method: one object less per client.
+        self._rng = _JITTER_RNG if rng is None else rng
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exponent = max(retry_state.attempt_number - 1, 0)
@@ -100,7 +101,7 @@ class ExponentialJitter(tenacity.wait.wait_base):
                 base = self.maximum
             else:
                 base = min(base * self.multiplier**exponent, self.maximum)
-        return base * (1.0 - self.jitter * self._random())
+        return base * (1.0 - self.jitter * self._rng.random())
 
     def __repr__(self) -> str:
         return (
@@ -138,6 +139,18 @@ class ReconnectPolicy:
         stable_after: Seconds a connection must stay up before the failure
             count (and so the delay) resets.
     """
+
+    # One per client, for its life: slots, not a dict.
+    __slots__ = (
+        "_connected_at",
+        "_down_since",
+        "_drops",
+        "_slept",
+        "failures",
+        "stable_after",
+        "stop",
+        "wait",
+    )
 
     def __init__(
         self,

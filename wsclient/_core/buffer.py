@@ -166,6 +166,23 @@ class OutboundBuffer:
         ValueError: A limit or the ttl is not positive.
     """
 
+    # One per client, for its life: slots, not a dict.
+    __slots__ = (
+        "_deadlines",
+        "_keys",
+        "_queue",
+        "_tiebreak",
+        "bytes",
+        "dropped",
+        "expired",
+        "max_bytes",
+        "max_messages",
+        "overflow",
+        "queued",
+        "replaced",
+        "ttl",
+    )
+
     def __init__(
         self,
         *,

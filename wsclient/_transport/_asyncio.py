@@ -40,6 +40,7 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     pauses = 0
     last_frame_at = 0.0
     last_data_at = 0.0
+    _closed_waiter: asyncio.Future[None] | None = None
     # recv() does not yield while messages are ready: the router's readers
     # run once the batch is read anyway, so it never needs to put off waking
     # them.
@@ -84,21 +85,36 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     async def wait_closed_until(self, deadline: float) -> bool:
         # Plain asyncio rather than anyio's move_on_at() around wait_closed():
         # the heartbeat spends its life here, and a cancel scope plus
-        # wait_closed()'s shield future cost more than twice the memory.
+        # wait_closed()'s shield future cost more than twice the memory. For
+        # the same reason connection_lost() wakes the first waiter's future
+        # itself (no callback, with its partial, on connection_lost_waiter).
         lost = self.connection_lost_waiter
         if lost.done():
             await anyio.lowlevel.checkpoint()
             return True
         wake = self.loop.create_future()
-        on_lost = functools.partial(_wake, wake)
-        lost.add_done_callback(on_lost)
+        on_lost = None
+        if self._closed_waiter is None:
+            self._closed_waiter = wake
+        else:  # Several watchers: the others register a callback.
+            on_lost = functools.partial(_wake, wake)
+            lost.add_done_callback(on_lost)
         timer = self.loop.call_at(deadline, _wake, wake)
         try:
             await wake  # Cancelling the task cancels only this future.
         finally:
             timer.cancel()
-            lost.remove_done_callback(on_lost)
+            if on_lost is not None:
+                lost.remove_done_callback(on_lost)
+            elif self._closed_waiter is wake:
+                self._closed_waiter = None
         return lost.done()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        waiter, self._closed_waiter = self._closed_waiter, None
+        if waiter is not None:  # See wait_closed_until().
+            _wake(waiter)
 
     async def ping(self) -> Callable[[], Awaitable[None]]:  # type: ignore[override]
         pong = await super().ping()

@@ -30,6 +30,8 @@ __all__ = ["MAX_OFFSET", "ReferenceProtocol"]
 MAX_OFFSET = 2**53
 """Offsets beyond this are not trusted (JSON numbers are exact up to 2**53)."""
 
+_new_tuple = tuple.__new__
+
 
 class ReferenceProtocol:
     """Channels of the bundled reference server, with resume from a position.
@@ -134,7 +136,8 @@ def _pub(fields: dict[str, Any]) -> Publication | None:
             and type(epoch) is str
             and type(channel) is str
         ):
-            return Publication(channel, fields.get("data"), epoch, offset)
+            # Checked: built from C, without Publication's generated __new__.
+            return _new_tuple(Publication, (channel, fields.get("data"), epoch, offset))
     except KeyError:
         pass
     channel = fields.get("channel")

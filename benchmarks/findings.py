@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .method import quantile
+from .report import aligned
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,17 +79,11 @@ def table(findings: list[Finding]) -> str:
         rows.append(
             [finding.name, finding.backend, finding.result, finding.goal + verdict]
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True))
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
     head = (
         "Resilience (wsclient against the reference server in another process; "
         "raw websockets measured in the same run for the budgets):"
     )
-    return "\n".join([head, *(line.rstrip() for line in lines)])
+    return "\n".join([head, *aligned(rows)])
 
 
 def add_to_json(path: Path, findings: list[Finding]) -> None:

@@ -78,13 +78,7 @@ HEADER = [
 
 def table(results: list[Result], machine: dict[str, Any]) -> str:
     """The results as a text table, after a line describing the machine."""
-    rows = [HEADER] + [row(r) for r in results if r.skipped is None]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True))
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = aligned([HEADER] + [row(r) for r in results if r.skipped is None])
     pinning = (
         f"server on CPU {machine['server_cpu']}, "
         f"benchmark on CPU {machine['benchmark_cpu']}"
@@ -111,7 +105,18 @@ def table(results: list[Result], machine: dict[str, Any]) -> str:
         head.insert(2, f"context lines: {context}")
     if machine["asyncio_debug"]:
         head.insert(0, "WARNING: PYTHONASYNCIODEBUG is set: figures are meaningless")
-    return "\n".join(head + [line.rstrip() for line in lines])
+    return "\n".join(head + lines)
+
+
+def aligned(rows: list[list[str]]) -> list[str]:
+    """``rows`` (the header first) as text columns, a rule under the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True))
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return [line.rstrip() for line in lines]
 
 
 def _context_versions(results: list[Result]) -> str:

@@ -15,7 +15,7 @@ import pytest
 from wsclient import Client, ClientState, ClientStopped
 from wsclient._sending import Sender, SendReceipt
 
-from .utils import LONG, T, fast_options
+from .utils import LONG, T, fast_options, wait_for_reconnects
 
 if TYPE_CHECKING:
     from wsclient.server import Server
@@ -110,8 +110,7 @@ class TestOpenConnection:
             with anyio.fail_after(LONG):
                 await client.wait_connected()
                 await server.abort_all()
-                while client.stats.reconnects < 1:
-                    await client._supervisor.wait_changed()  # type: ignore[union-attr]
+                await wait_for_reconnects(client)
                 assert client.state is ClientState.CONNECTED
 
 

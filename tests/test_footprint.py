@@ -20,7 +20,7 @@ import pytest
 from wsclient import Client, ClientState, Outcome
 from wsclient._sending import SendReceipt
 
-from .utils import LONG, T, fast_options
+from .utils import LONG, T, fast_options, wait_for_reconnects
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -148,8 +148,7 @@ class TestIdleClientNoticesClose:
             with anyio.fail_after(LONG):
                 await client.wait_connected()
                 await server.abort_all()
-                while client.stats.reconnects < 1:
-                    await client._supervisor.wait_changed()  # type: ignore[union-attr]
+                await wait_for_reconnects(client)
                 assert client.state is ClientState.CONNECTED
 
     async def test_close_noticed_while_a_ping_awaits_its_pong(
@@ -179,8 +178,7 @@ class TestIdleClientNoticesClose:
                 await pinged.wait()
                 await server.abort_all()
                 server.stall(False)
-                while client.stats.reconnects < 1:
-                    await client._supervisor.wait_changed()  # type: ignore[union-attr]
+                await wait_for_reconnects(client)
         assert client.stats.heartbeat_timeouts == 0
 
 

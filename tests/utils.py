@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+
+if TYPE_CHECKING:
+    from wsclient import Client
 
 T = 0.001 * float(os.environ.get("WSCLIENT_TEST_TIMEOUT_FACTOR", "1"))
 """One time unit, in seconds (1 ms by default)."""
@@ -70,6 +73,13 @@ class Recorder:
             self._changed = anyio.Event()
 
         return record
+
+
+async def wait_for_reconnects(client: Client, count: int = 1) -> None:
+    """Wait, on the client's own state changes, until it reconnected
+    ``count`` times."""
+    while client.stats.reconnects < count:
+        await client._supervisor.wait_changed()  # type: ignore[union-attr]
 
 
 def faults(numbers: list[int], published: int) -> str:

@@ -5,6 +5,8 @@ import __future__
 
 import dataclasses
 import inspect
+import subprocess
+import sys
 import types
 from collections.abc import Mapping
 
@@ -123,3 +125,18 @@ def test_server_module_has_docstring() -> None:
     """Both public modules have a docstring."""
     assert wsclient.__doc__
     assert wsclient.server.__doc__
+
+
+def test_import_loads_no_backend() -> None:
+    """``import wsclient`` imports neither trio (an optional dependency) nor
+    websockets' client modules: they load with the first connection."""
+    code = (
+        "import sys, wsclient; "
+        "loaded = [m for m in ('trio', 'websockets.trio.client', "
+        "'websockets.asyncio.client') if m in sys.modules]; "
+        "print(loaded)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -508,3 +508,35 @@ def test_credentials_checked_per_attempt_only_when_they_can_change(
     url: Any = (lambda: "ws://127.0.0.1:1/") if provider else "ws://127.0.0.1:1/"
     client = Client(url, **options)
     assert client._options.credentials_fixed(not provider) is fixed
+
+
+WEBSOCKETS_OPTIONS = (
+    "open_timeout",
+    "close_timeout",
+    "max_size",
+    "max_queue",
+    "additional_headers",
+    "subprotocols",
+    "compression",
+    "proxy",
+    "user_agent_header",
+    "origin",
+)
+"""The Client options passed through to websockets' connect() (but ssl,
+which asyncio's connect() takes through **kwargs)."""
+
+
+def test_trio_connect_has_the_defaults_read_from_asyncio() -> None:
+    """A client drops the options equal to the defaults of websockets'
+    asyncio connect(); its trio connect() must have the same, or a trio
+    client would get another value than the one it asked for."""
+    from websockets.asyncio.client import connect as asyncio_connect
+    from websockets.trio.client import connect as trio_connect
+
+    def defaults(connect: Any) -> dict[str, Any]:
+        parameters = inspect.signature(connect.__init__).parameters.values()
+        return {p.name: p.default for p in parameters if p.default is not p.empty}
+
+    on_asyncio, on_trio = defaults(asyncio_connect), defaults(trio_connect)
+    for name in WEBSOCKETS_OPTIONS:
+        assert on_trio[name] == on_asyncio[name], name

@@ -7,6 +7,7 @@ line of a bot rather than at 3 a.m. on the first reconnect.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -106,34 +107,27 @@ def _shape(item: object) -> str:
     return type(item).__name__
 
 
+@functools.cache
 def _websockets_defaults() -> dict[str, Any]:
-    """The defaults of ``connect()`` that both of websockets' backends share."""
-    from websockets.asyncio.client import connect as asyncio_connect
-    from websockets.trio.client import connect as trio_connect
+    """The defaults of websockets' ``connect()``.
 
-    found = []
-    for connect in (asyncio_connect, trio_connect):
-        parameters = inspect.signature(connect.__init__).parameters.values()
-        found.append(
-            {p.name: p.default for p in parameters if p.default is not p.empty}
-        )
-    asyncio_defaults, trio_defaults = found
-    return {
-        name: default
-        for name, default in asyncio_defaults.items()
-        if name in trio_defaults and _same(trio_defaults[name], default)
-    }
+    Read when the first client is made, not at import (importing wsclient
+    imports no backend), and from the asyncio module only: trio is optional.
+    Its trio ``connect()`` has the same defaults (tests/test_options.py
+    checks it for the websockets versions we accept).
+    """
+    from websockets.asyncio.client import connect
 
-
-def _same(value: object, default: object) -> bool:
-    return type(value) is type(default) and value == default
-
-
-_WEBSOCKETS_DEFAULTS = _websockets_defaults()
+    parameters = inspect.signature(connect.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not p.empty}
 
 
 def _is_websockets_default(name: str, value: object) -> bool:
-    return name in _WEBSOCKETS_DEFAULTS and _same(value, _WEBSOCKETS_DEFAULTS[name])
+    defaults = _websockets_defaults()
+    if name not in defaults:
+        return False
+    default = defaults[name]
+    return type(value) is type(default) and value == default
 
 
 @dataclass(frozen=True, slots=True)

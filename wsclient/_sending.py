@@ -247,11 +247,8 @@ class Sender:
     async def _send_later(
         self, supervisor: Supervisor, message: Data, key: Hashable | None
     ) -> SendReceipt:
-        """Write it once nothing waits, or buffer it, or wait in line for room.
-
-        Apart from :meth:`send`, which is as hot as websockets' own ``send``:
-        a coroutine's frame is as large as its function's locals.
-        """
+        """Write it once nothing waits, or buffer it, or wait in line for room:
+        :meth:`send`'s general case, apart from its fast path."""
         receipt: SendReceipt | None = None
         deadline: float | None = None
         ticket: object | None = None  # Our place among blocked senders.

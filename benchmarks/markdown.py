@@ -1,18 +1,30 @@
-"""``python -m benchmarks.markdown [results.json]``: the README's tables.
+"""``python -m benchmarks.markdown [RUN.json ...]``: the README's tables.
 
 The Performance section of the README is pasted from this, so that every
-number in it comes from one run's JSON, unedited: one row per figure, the
-two backends side by side, with the goal and whether it was met.
+number in it comes from runs' JSON, unedited: one row per figure, the two
+backends side by side, with the goal and whether it was met.
+
+Given several runs, each cell is the median of the runs' ratios, with their
+range: ratios move by a few percent from run to run on a cloud VM (more than
+within a run, where A and B share every disturbance), so one run cannot say
+on which side of its goal a figure within a few percent of it falls. The
+goal is judged on the median.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-__all__ = ["main", "markdown"]
+from .figures import FIGURES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["main", "markdown", "markdown_runs"]
 
 DEFAULT = Path(__file__).resolve().parent / "results.json"
 
@@ -21,31 +33,63 @@ def _verdict(meets: bool | None) -> str:
     return {None: "", True: " ✓", False: " ✗"}[meets]
 
 
+Grouped: TypeAlias = "dict[str, dict[str, list[dict[str, Any]]]]"
+"""Results by figure, then backend: one per run, in the runs' order."""
+
+
+def _grouped(runs: list[dict[str, Any]]) -> Grouped:
+    grouped: Grouped = {}
+    for run in runs:
+        for result in run.get("results", []):
+            if not result.get("skipped"):
+                by_backend = grouped.setdefault(result["figure"], {})
+                by_backend.setdefault(result["backend"], []).append(result)
+    return grouped
+
+
+def _rows(grouped: Grouped, cell: Callable[[list[dict[str, Any]]], str]) -> list[str]:
+    goals = {figure.name: figure for figure in FIGURES}
+    lines = []
+    for name, backends in grouped.items():
+        cells = [
+            cell(backends[backend]) if backend in backends else "—"
+            for backend in ("asyncio", "trio")
+        ]
+        figure = goals.get(name)
+        goal = figure.goal_text() if figure is not None else ""
+        lines.append(f"| `{name}` | {cells[0]} | {cells[1]} | {goal or '—'} |")
+    return lines
+
+
 def _throughput(results: list[dict[str, Any]]) -> list[str]:
-    by_figure: dict[str, dict[str, dict[str, Any]]] = {}
-    for result in results:
-        if result.get("skipped"):
-            continue
-        by_figure.setdefault(result["figure"], {})[result["backend"]] = result
-    lines = [
+    def cell(one: list[dict[str, Any]]) -> str:
+        (result,) = one
+        verdict = _verdict(result.get("meets_goal"))
+        return f"{result['ratio']:.3f} ({result['cpu_ratio']:.3f}){verdict}"
+
+    return [
         "| figure | asyncio B/A (cpu) | trio B/A (cpu) | goal |",
         "|---|---|---|---|",
+        *_rows(_grouped([{"results": results}]), cell),
     ]
-    for figure, backends in by_figure.items():
-        cells = []
-        goal = ""
-        for backend in ("asyncio", "trio"):
-            result = backends.get(backend)
-            if result is None:
-                cells.append("—")
-                continue
-            goal = result.get("goal") or goal
-            cells.append(
-                f"{result['ratio']:.3f} ({result['cpu_ratio']:.3f})"
-                f"{_verdict(result.get('meets_goal'))}"
-            )
-        lines.append(f"| `{figure}` | {cells[0]} | {cells[1]} | {goal or '—'} |")
-    return lines
+
+
+def _median_throughput(runs: list[dict[str, Any]]) -> list[str]:
+    goals = {figure.name: figure for figure in FIGURES}
+
+    def cell(results: list[dict[str, Any]]) -> str:
+        ratios = [result["ratio"] for result in results]
+        median = statistics.median(ratios)
+        figure = goals.get(results[0]["figure"])
+        verdict = _verdict(None if figure is None else figure.meets(median))
+        return f"{median:.3f}{verdict} ({min(ratios):.3f}-{max(ratios):.3f})"
+
+    return [
+        f"| figure | asyncio B/A, median of {len(runs)} runs (range) "
+        "| trio B/A (range) | goal |",
+        "|---|---|---|---|",
+        *_rows(_grouped(runs), cell),
+    ]
 
 
 def _resilience(findings: list[dict[str, Any]]) -> list[str]:
@@ -75,10 +119,24 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def markdown_runs(runs: dict[str, dict[str, Any]]) -> str:
+    """The tables from several runs (by file name): medians, then each run's
+    resilience findings (which already summarise 50 aborts or 1,000 clients
+    each)."""
+    parts = [*_median_throughput(list(runs.values()))]
+    for name, data in runs.items():
+        if data.get("resilience"):
+            parts += ["", f"Resilience, {name}:", "", *_resilience(data["resilience"])]
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else DEFAULT
-    print(markdown(json.loads(path.read_text())))
+    paths = [Path(arg) for arg in args] or [DEFAULT]
+    if len(paths) == 1:
+        print(markdown(json.loads(paths[0].read_text())))
+    else:
+        print(markdown_runs({p.name: json.loads(p.read_text()) for p in paths}))
     return 0
 
 

@@ -43,3 +43,33 @@ def test_benchmarks_run_and_report(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=LONG * 6, check=True,
     )  # fmt: skip
     assert "| `recv_sub_32` |" in tables.stdout
+
+
+def test_markdown_of_several_runs_judges_the_median() -> None:
+    from benchmarks.markdown import markdown_runs
+
+    def run(recv: float, send: float) -> dict[str, object]:
+        return {
+            "results": [
+                {"figure": "recv_client_32", "backend": "asyncio", "ratio": recv},
+                {"figure": "send_32", "backend": "trio", "ratio": send},
+                {"figure": "send_32", "backend": "asyncio", "skipped": "no"},
+            ],
+            "resilience": [
+                {"figure": "recovery", "backend": "trio", "result": "r", "goal": "g"}
+            ],
+        }
+
+    tables = markdown_runs(
+        {
+            "a.json": run(0.99, 0.96),
+            "b.json": run(0.90, 0.94),
+            "c.json": run(0.96, 0.93),
+        }
+    )
+    # One run under the goal does not fail a figure whose median meets it;
+    # one over it does not pass a figure whose median misses it.
+    assert "| `recv_client_32` | 0.960 ✓ (0.900-0.990) | — | >=0.95 |" in tables
+    assert "| `send_32` | — | 0.940 ✗ (0.930-0.960) | >=0.95 |" in tables
+    assert "median of 3 runs" in tables
+    assert tables.count("| `recovery` | trio | r | g |") == 3

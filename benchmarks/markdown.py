@@ -120,10 +120,21 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def markdown_runs(runs: dict[str, dict[str, Any]]) -> str:
-    """The tables from several runs (by file name): medians, then each run's
-    resilience findings (which already summarise 50 aborts or 1,000 clients
-    each)."""
+    """The tables from several runs (by file name): medians; how many runs
+    met each resilience goal; then each run's resilience findings (which
+    already summarise 60 aborts or 1,000 clients each)."""
     parts = [*_median_throughput(list(runs.values()))]
+    met: dict[tuple[str, str], list[bool]] = {}
+    for data in runs.values():
+        for finding in data.get("resilience", []):
+            key = (finding["figure"], finding["backend"])
+            met.setdefault(key, []).append(bool(finding.get("meets_goal")))
+    if met:
+        parts += ["", "| resilience | backend | goal met in |", "|---|---|---|"]
+        parts += [
+            f"| `{figure}` | {backend} | {sum(runs_met)} of {len(runs_met)} runs |"
+            for (figure, backend), runs_met in met.items()
+        ]
     for name, data in runs.items():
         if data.get("resilience"):
             parts += ["", f"Resilience, {name}:", "", *_resilience(data["resilience"])]

@@ -24,6 +24,8 @@ from .figures import FIGURES
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .figures import Figure
+
 __all__ = ["main", "markdown", "markdown_runs"]
 
 DEFAULT = Path(__file__).resolve().parent / "results.json"
@@ -47,22 +49,26 @@ def _grouped(runs: list[dict[str, Any]]) -> Grouped:
     return grouped
 
 
-def _rows(grouped: Grouped, cell: Callable[[list[dict[str, Any]]], str]) -> list[str]:
-    goals = {figure.name: figure for figure in FIGURES}
+Cell: TypeAlias = "Callable[[Figure | None, list[dict[str, Any]]], str]"
+"""Formats one figure's results on one backend (figure: None if renamed)."""
+
+
+def _rows(grouped: Grouped, cell: Cell) -> list[str]:
+    figures = {figure.name: figure for figure in FIGURES}
     lines = []
     for name, backends in grouped.items():
+        figure = figures.get(name)
         cells = [
-            cell(backends[backend]) if backend in backends else "—"
+            cell(figure, backends[backend]) if backend in backends else "—"
             for backend in ("asyncio", "trio")
         ]
-        figure = goals.get(name)
         goal = figure.goal_text() if figure is not None else ""
         lines.append(f"| `{name}` | {cells[0]} | {cells[1]} | {goal or '—'} |")
     return lines
 
 
 def _throughput(results: list[dict[str, Any]]) -> list[str]:
-    def cell(one: list[dict[str, Any]]) -> str:
+    def cell(figure: Figure | None, one: list[dict[str, Any]]) -> str:
         (result,) = one
         verdict = _verdict(result.get("meets_goal"))
         return f"{result['ratio']:.3f} ({result['cpu_ratio']:.3f}){verdict}"
@@ -75,12 +81,9 @@ def _throughput(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _median_throughput(runs: list[dict[str, Any]]) -> list[str]:
-    goals = {figure.name: figure for figure in FIGURES}
-
-    def cell(results: list[dict[str, Any]]) -> str:
+    def cell(figure: Figure | None, results: list[dict[str, Any]]) -> str:
         ratios = [result["ratio"] for result in results]
         median = statistics.median(ratios)
-        figure = goals.get(results[0]["figure"])
         verdict = _verdict(None if figure is None else figure.meets(median))
         return f"{median:.3f}{verdict} ({min(ratios):.3f}-{max(ratios):.3f})"
 

@@ -118,7 +118,7 @@ def _context(side: SideName, requires: str | None) -> list[Figure]:
 
 # Messages per block (full run, --quick): about 0.1 s (0.04 s) of raw
 # websockets on asyncio each; trio takes about twice as long. Shorter blocks
-# (0.05 s at 64 KiB before 2026-11-26) made the 64 KiB figures the noisiest.
+# (0.05 to 0.09 s at 64 KiB before 2026-11-26) made those figures the noisiest.
 _RECV = {32: (25_000, 10_000), KiB: (20_000, 8_000), 64 * KiB: (3_000, 1_200)}
 _SUB = {32: (15_000, 6_000), KiB: (15_000, 6_000), 64 * KiB: (1_250, 500)}
 _SEND = {32: (10_000, 4_000), KiB: (10_000, 4_000), 64 * KiB: (3_500, 1_400)}

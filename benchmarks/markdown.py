@@ -1,14 +1,16 @@
 """``python -m benchmarks.markdown [RUN.json ...]``: the README's tables.
 
-The Performance section of the README is pasted from this, so that every
-number in it comes from runs' JSON, unedited: one row per figure, the two
-backends side by side, with the goal and whether it was met.
+The Performance section of the README is made from this (its rows renamed
+for readers), so that every number in it comes from runs' JSON: one row per
+figure, the two backends side by side, with the goal and whether it was met.
 
 Given several runs, each cell is the median of the runs' ratios, with their
 range: ratios move by a few percent from run to run on a cloud VM (more than
 within a run, where A and B share every disturbance), so one run cannot say
 on which side of its goal a figure within a few percent of it falls. The
-goal is judged on the median.
+goal is judged on the median; a figure that some runs lack says over how
+many runs its median was taken. The resilience findings get the median and
+range of their main numbers over the runs, and how many runs met each goal.
 """
 
 from __future__ import annotations
@@ -62,14 +64,15 @@ def _rows(grouped: Grouped, cell: Cell) -> list[str]:
             cell(figure, backends[backend]) if backend in backends else "—"
             for backend in ("asyncio", "trio")
         ]
-        goal = figure.goal_text() if figure is not None else ""
+        goals = [r["goal"] for rs in backends.values() for r in rs if r.get("goal")]
+        goal = goals[-1] if goals else figure.goal_text() if figure else ""
         lines.append(f"| `{name}` | {cells[0]} | {cells[1]} | {goal or '—'} |")
     return lines
 
 
 def _throughput(results: list[dict[str, Any]]) -> list[str]:
     def cell(figure: Figure | None, one: list[dict[str, Any]]) -> str:
-        (result,) = one
+        result = one[-1]  # (A run lists each figure once per backend.)
         verdict = _verdict(result.get("meets_goal"))
         return f"{result['ratio']:.3f} ({result['cpu_ratio']:.3f}){verdict}"
 
@@ -85,7 +88,8 @@ def _median_throughput(runs: list[dict[str, Any]]) -> list[str]:
         ratios = [result["ratio"] for result in results]
         median = statistics.median(ratios)
         verdict = _verdict(None if figure is None else figure.meets(median))
-        return f"{median:.3f}{verdict} ({min(ratios):.3f}-{max(ratios):.3f})"
+        over = "" if len(ratios) == len(runs) else f", in {len(ratios)} of {len(runs)}"
+        return f"{median:.3f}{verdict} ({min(ratios):.3f}-{max(ratios):.3f}{over})"
 
     return [
         f"| figure | asyncio B/A, median of {len(runs)} runs (range) "
@@ -122,25 +126,75 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def markdown_runs(runs: dict[str, dict[str, Any]]) -> str:
-    """The tables from several runs (by file name): medians; how many runs
-    met each resilience goal; then each run's resilience findings (which
-    already summarise 60 aborts or 1,000 clients each)."""
-    parts = [*_median_throughput(list(runs.values()))]
-    met: dict[tuple[str, str], list[bool]] = {}
-    for data in runs.values():
-        for finding in data.get("resilience", []):
+_NUMBERS: dict[str, list[tuple[str, tuple[str, ...], float, str]]] = {
+    # figure: (label, where in the finding's JSON, scale, format with unit)
+    "recovery": [
+        ("p50", ("overhead_s", "median"), 1e3, "{:.1f} ms"),
+        ("p99", ("overhead_s", "p99"), 1e3, "{:.1f} ms"),
+        ("budget", ("budget_s",), 1e3, "{:.1f} ms"),
+        ("raw by hand p50", ("raw_by_hand_overhead_s", "median"), 1e3, "{:.1f} ms"),
+    ],
+    "half_open": [("max", ("detection_s", "max"), 1e3, "{:.1f} ms")],
+    "memory": [
+        ("wsclient", ("bytes_per_connection", "tracemalloc", "wsclient"), 1 / 1024,
+         "{:.1f} KiB"),
+        ("raw", ("bytes_per_connection", "tracemalloc", "raw"), 1 / 1024, "{:.1f} KiB"),
+    ],
+    "storm": [
+        ("resubscribed after", ("resubscribed_after_down_s",), 1.0, "{:.1f} s"),
+        ("peak per 100 ms", ("scheduled_attempts", "peak_per_bin"), 1.0, "{:.0f}"),
+    ],
+}  # fmt: skip
+"""The numbers of each resilience finding summarised over several runs."""
+
+
+def _resilience_medians(runs: list[dict[str, Any]]) -> list[str]:
+    findings: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        for finding in run.get("resilience", []):
             key = (finding["figure"], finding["backend"])
-            met.setdefault(key, []).append(bool(finding.get("meets_goal")))
-    if met:
-        parts += ["", "| resilience | backend | goal met in |", "|---|---|---|"]
-        parts += [
-            f"| `{figure}` | {backend} | {sum(runs_met)} of {len(runs_met)} runs |"
-            for (figure, backend), runs_met in met.items()
-        ]
+            findings.setdefault(key, []).append(finding)
+    lines = [
+        "| resilience | backend | median (range) over the runs | goal met in |",
+        "|---|---|---|---|",
+    ]
+    for (figure, backend), found in findings.items():
+        numbers = []
+        for label, path, scale, form in _NUMBERS.get(figure, []):
+            values = [v * scale for f in found if (v := _number(f, path)) is not None]
+            if values:
+                median, low, high = statistics.median(values), min(values), max(values)
+                numbers.append(
+                    f"{label} {form.format(median)} "
+                    f"({form.format(low)} to {form.format(high)})"
+                )
+        judged = [f["meets_goal"] for f in found if f.get("meets_goal") is not None]
+        met = f"{sum(judged)} of {len(judged)} runs" if judged else "—"
+        lines.append(f"| `{figure}` | {backend} | {'; '.join(numbers)} | {met} |")
+    return lines
+
+
+def _number(finding: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    """The number at ``path`` in ``finding``; None if an older run lacks it."""
+    value: Any = finding
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return float(value)
+
+
+def markdown_runs(runs: dict[str, dict[str, Any]]) -> str:
+    """The tables from several runs (by file name): throughput medians,
+    resilience medians, then each run's machine and resilience findings."""
+    parts = [*_median_throughput(list(runs.values()))]
+    if any(data.get("resilience") for data in runs.values()):
+        parts += ["", *_resilience_medians(list(runs.values()))]
     for name, data in runs.items():
+        machine = data.get("machine", {})
+        parts += ["", f"{name}: " + "; ".join(f"{k}: {v}" for k, v in machine.items())]
         if data.get("resilience"):
-            parts += ["", f"Resilience, {name}:", "", *_resilience(data["resilience"])]
+            parts += ["", *_resilience(data["resilience"])]
     return "\n".join(parts)
 
 
@@ -150,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(paths) == 1:
         print(markdown(json.loads(paths[0].read_text())))
     else:
-        print(markdown_runs({p.name: json.loads(p.read_text()) for p in paths}))
+        if len(set(paths)) != len(paths):
+            print("each run once, please: a file is named twice", file=sys.stderr)
+            return 2
+        print(markdown_runs({str(p): json.loads(p.read_text()) for p in paths}))
     return 0
 
 

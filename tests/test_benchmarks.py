@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_benchmarks_run_and_report(tmp_path: Path) -> None:
 def test_markdown_of_several_runs_judges_the_median() -> None:
     from benchmarks.markdown import markdown_runs
 
-    def run(recv: float, send: float) -> dict[str, object]:
+    def run(recv: float, send: float) -> dict[str, Any]:
         return {
             "results": [
                 {"figure": "recv_client_32", "backend": "asyncio", "ratio": recv},
@@ -62,21 +63,24 @@ def test_markdown_of_several_runs_judges_the_median() -> None:
                     "result": "r",
                     "goal": "g",
                     "meets_goal": recv > 0.95,
+                    "budget_s": send / 100,
                 }
             ],
         }
 
+    first = run(0.99, 0.96)
+    first["results"].append({"figure": "echo_32", "backend": "trio", "ratio": 1.1})
     tables = markdown_runs(
-        {
-            "a.json": run(0.99, 0.96),
-            "b.json": run(0.90, 0.94),
-            "c.json": run(0.96, 0.93),
-        }
+        {"a.json": first, "b.json": run(0.90, 0.94), "c.json": run(0.96, 0.93)}
     )
     # One run under the goal does not fail a figure whose median meets it;
     # one over it does not pass a figure whose median misses it.
     assert "| `recv_client_32` | 0.960 ✓ (0.900-0.990) | — | >=0.95 |" in tables
     assert "| `send_32` | — | 0.940 ✗ (0.930-0.960) | >=0.95 |" in tables
     assert "median of 3 runs" in tables
+    assert "| `echo_32` | — | 1.100 (1.100-1.100, in 1 of 3) | — |" in tables
     assert tables.count("| `recovery` | trio | r | g") == 3
-    assert "| `recovery` | trio | 2 of 3 runs |" in tables
+    assert (
+        "| `recovery` | trio | budget 9.4 ms (9.3 ms to 9.6 ms) | 2 of 3 runs |"
+        in tables
+    )

@@ -33,6 +33,11 @@ __all__ = ["main", "markdown", "markdown_runs"]
 DEFAULT = Path(__file__).resolve().parent / "results.json"
 
 
+def _machine(data: dict[str, Any]) -> str:
+    """The machine a run describes, on one line."""
+    return "; ".join(f"{k}: {v}" for k, v in data.get("machine", {}).items())
+
+
 def _verdict(meets: bool | None) -> str:
     return {None: "", True: " ✓", False: " ✗"}[meets]
 
@@ -112,12 +117,11 @@ def _resilience(findings: list[dict[str, Any]]) -> list[str]:
 
 def markdown(data: dict[str, Any]) -> str:
     """The tables for the README, from the JSON that a run wrote."""
-    machine = data.get("machine", {})
     config = data.get("config", {})
     parts = [
         "Command: `" + " ".join(config.get("command", [])) + "`",
         "",
-        "Machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()),
+        f"Machine: {_machine(data)}",
         "",
         *_throughput(data.get("results", [])),
     ]
@@ -191,8 +195,7 @@ def markdown_runs(runs: dict[str, dict[str, Any]]) -> str:
     if any(data.get("resilience") for data in runs.values()):
         parts += ["", *_resilience_medians(list(runs.values()))]
     for name, data in runs.items():
-        machine = data.get("machine", {})
-        parts += ["", f"{name}: " + "; ".join(f"{k}: {v}" for k, v in machine.items())]
+        parts += ["", f"{name}: {_machine(data)}"]
         if data.get("resilience"):
             parts += ["", *_resilience(data["resilience"])]
     return "\n".join(parts)

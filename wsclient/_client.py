@@ -14,6 +14,7 @@ from typing import (
 )
 
 import anyio
+from anyio.lowlevel import checkpoint
 from websockets.http11 import USER_AGENT
 
 from ._authenticating import check_auth
@@ -35,6 +36,7 @@ from ._sending import (
 from ._subscribing import check_adapter
 from ._supervisor import Supervisor
 from ._transport.base import Connection, ConnectionClosed, Data
+from ._transport.receiving import READY_STREAK
 from ._urls import UrlRotation, UrlSource
 
 if TYPE_CHECKING:
@@ -289,6 +291,8 @@ class Client(PublishingMixin):
         self._supervisor: Supervisor | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._rx: Connection | None = None
+        self._streak = 0
+        """Messages ``async for`` took since it last awaited (see __anext__)."""
         self._stats = Stats()
         self._sender = make_sender(
             self._stats,
@@ -596,12 +600,21 @@ class Client(PublishingMixin):
         """
         # The hot path: every message goes through it, so it makes no call
         # it can avoid (this is why it reads the attributes, not properties).
+        # A message already received is taken without awaiting, but there
+        # is a checkpoint (cancellation, other tasks' turn) at least every
+        # READY_STREAK messages: see _transport.receiving.
         while True:
             conn = self._rx
             if conn is not None:
+                if self._streak >= READY_STREAK:
+                    self._streak = 0
+                    await checkpoint()  # Even while more are ready.
                 try:
-                    # recv() without its coroutine: see _transport.receiving.
-                    message = await conn.recv_messages.get()
+                    if (message := conn.recv_now()) is not None:
+                        self._streak += 1
+                    else:
+                        self._streak = 0
+                        message = await conn.recv_messages.get()
                 except Exception as exc:
                     try:
                         await conn.recv_failed(exc)

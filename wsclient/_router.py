@@ -24,6 +24,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from ._adapters.base import (
     Acked,
@@ -41,6 +42,7 @@ from ._outbox import Outbox, PublishReceipt
 from ._signal import Signal
 from ._subscription import Subscription, SubscriptionState
 from ._transport.base import ConnectionClosed
+from ._transport.receiving import READY_STREAK
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -69,10 +71,6 @@ _Kind = Literal["sub", "unsub", "pub"]
 
 Wakeups: TypeAlias = "set[Callable[[], None]]"
 """Wake-ups of readers put off by Router._read until it is about to wait."""
-
-WAKE_BATCH = 64
-"""On trio, wake-ups are put off for at most this many messages read, even
-while more are buffered (see Router._read): bounded latency, a warm cache."""
 
 REQUEST_ID_BASE = 1 << 30
 """The client's own request ids count up from here, for the life of the
@@ -369,31 +367,36 @@ class Router:
         # common case (a publication with room in its queue) makes no call
         # it can avoid, and no coroutine.
         #
-        # Waking a reader costs a task switch. On trio, recv() yields every
-        # time: woken at once, the reader would run after every message. So
-        # wake-ups wait (in ``deferred``) while a complete message is
-        # buffered (``recv_ready``), so never while this task waits for the
-        # network, and at most WAKE_BATCH messages, so never long under a
-        # stream that does not stop. On asyncio, recv() returns at once while
-        # messages are buffered, the reader runs once the batch is read
-        # anyway, and recv_ready is always False: the wake-ups run at once.
+        # Messages already buffered are taken without awaiting (recv_now()),
+        # so this task yields only when it must wait for the network, and at
+        # least every READY_STREAK messages (a checkpoint: cancellation, other
+        # tasks' turn). Waking a reader costs a task switch, and a woken
+        # reader runs only when this task yields: so the wake-ups wait (in
+        # ``deferred``) until it is about to.
         stats = self.stats
         conn = link.conn
+        recv_now = conn.recv_now
         recv = conn.recv_messages.get  # See _transport.receiving.
         route = self.adapter.route
         subscriptions = self.subscriptions
         sent, awaiting = link.sent, link.awaiting
         deferred: Wakeups = set()
-        held = 0  # Messages read since the oldest deferred wake-up.
+        streak = 0  # Messages taken since this task last awaited recv().
         try:
             while True:
-                if deferred:
-                    held += 1
-                    if held > WAKE_BATCH or not conn.recv_ready:
-                        _wake_all(deferred)  # Held long enough, or about to wait.
-                        held = 0
+                if streak >= READY_STREAK:
+                    if deferred:
+                        _wake_all(deferred)
+                    streak = 0
+                    await checkpoint()  # Even while more are ready.
                 try:
-                    message = await recv()
+                    if (message := recv_now()) is not None:
+                        streak += 1
+                    else:
+                        if deferred:
+                            _wake_all(deferred)  # They run while this task waits.
+                        streak = 0
+                        message = await recv()
                 except Exception as exc:
                     try:
                         await conn.recv_failed(exc)

@@ -21,11 +21,13 @@ from .base import (
     forget_handshake,
 )
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
-from .receiving import Receiving
+from .receiving import Receiving, take_message
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
+
+    from websockets.typing import Data
 
 __all__ = ["open_connection"]
 
@@ -41,10 +43,6 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     last_frame_at = 0.0
     last_data_at = 0.0
     _closed_waiter: asyncio.Future[None] | None = None
-    # recv() does not yield while messages are ready: the router's readers
-    # run once the batch is read anyway, so it never needs to put off waking
-    # them.
-    recv_ready = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -70,6 +68,10 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     @property
     def is_open(self) -> bool:
         return self.protocol.state is _OPEN
+
+    def recv_now(self) -> Data | None:
+        assembler = self.recv_messages
+        return take_message(assembler, assembler.frames.queue)
 
     @property
     def reading_paused(self) -> bool:

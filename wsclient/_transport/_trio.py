@@ -19,11 +19,13 @@ from .base import (
     forget_handshake,
 )
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
-from .receiving import Receiving
+from .receiving import Receiving, take_message
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
+
+    from websockets.typing import Data
 
 __all__ = ["open_connection"]
 
@@ -68,22 +70,14 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     def is_open(self) -> bool:
         return self.protocol.state is _OPEN
 
+    def recv_now(self) -> Data | None:
+        assembler = self.recv_messages
+        # trio's channel has no peek: its deque, as websockets reads it.
+        return take_message(assembler, assembler.recv_frames._state.data)
+
     @property
     def reading_paused(self) -> bool:
         return self.recv_messages.paused
-
-    @property
-    def recv_ready(self) -> bool:
-        # The router asks after every message: the channel's deque, because
-        # statistics() builds an object each time (about 1 µs) and does not
-        # show the frames.
-        try:
-            frames = self.recv_messages.recv_frames._state.data
-        except AttributeError:  # trio changed its internals: never sure.
-            return False
-        # The last frame ends a message: at least one is complete. (A first
-        # fragment alone is not: recv() would wait for the rest.)
-        return bool(frames) and bool(frames[-1].fin)
 
     @property
     def pending_messages(self) -> int:

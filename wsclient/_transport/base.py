@@ -69,9 +69,9 @@ class Connection(Protocol):
 
     ``recv`` and ``send`` are websockets' own bound methods, so the hot path
     costs nothing over websockets: no wrapper frame, no queue hop, no copy.
-    The hottest paths skip even ``recv``'s coroutine: they await
-    ``recv_messages.get()`` and, if it raises, :meth:`recv_failed` (see
-    :mod:`.receiving`).
+    The hottest paths skip even ``recv``'s coroutines: they take a message
+    with :meth:`recv_now` if one is ready, else await ``recv_messages.get()``
+    and, if it raises, :meth:`recv_failed` (see :mod:`.receiving`).
     """
 
     @property
@@ -87,14 +87,14 @@ class Connection(Protocol):
     last_data_at: float
     """Clock reading when the last data frame arrived (maintained when tracking)."""
 
-    @property
-    def recv_ready(self) -> bool:
-        """True if ``recv`` has a complete message buffered, so it will not
-        wait for the network; False when unsure, or when there is no gain in
-        knowing (asyncio: ``recv`` does not yield while messages are ready).
+    def recv_now(self) -> Data | None:
+        """The next message if it is complete in the buffer, else None: then
+        await ``recv_messages.get()``. Synchronous: it never waits, never
+        yields (see :mod:`.receiving`).
 
-        The router puts off waking readers while this is True (see
-        Router._read)."""
+        Raises:
+            UnicodeDecodeError: Pass it to :meth:`recv_failed`.
+        """
 
     async def recv(self) -> Data:
         """Return the next message (websockets' own method)."""

@@ -1,0 +1,213 @@
+"""Messages already received are taken without websockets' coroutines (recv_now).
+
+The client's hot paths take a message that is complete in one buffered frame
+straight off websockets' queue (``_transport/receiving.py``) and await
+websockets only for the rest: nothing buffered, a fragmented message. These
+tests check, over real sockets, that the two ways give the same messages and
+errors, that flow control still resumes reading, and that a reader taking a
+long run of ready messages still goes through a checkpoint at least every
+READY_STREAK messages.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+from websockets.frames import Opcode
+
+from wsclient import Client, ReferenceProtocol
+from wsclient._transport.receiving import READY_STREAK
+
+from .hostile import Peer, hostile_server, raw_frame
+from .test_subscriptions import channel_options, take
+from .utils import LONG, Recorder, fast_options
+
+if TYPE_CHECKING:
+    from wsclient._transport.base import Connection
+    from wsclient.server import Server
+
+pytestmark = pytest.mark.anyio
+
+
+def text(payload: str, *, fin: bool = True, first: bool = True) -> bytes:
+    return raw_frame(Opcode.TEXT if first else Opcode.CONT, payload.encode(), fin=fin)
+
+
+def binary(payload: bytes, *, fin: bool = True, first: bool = True) -> bytes:
+    return raw_frame(Opcode.BINARY if first else Opcode.CONT, payload, fin=fin)
+
+
+def connection(client: Client) -> Connection:
+    conn = client._supervisor.conn  # type: ignore[union-attr]
+    assert conn is not None
+    return conn
+
+
+def paused_event(conn: Connection) -> anyio.Event:
+    """An event set when websockets pauses reading (its queue of frames is
+    full): the assembler's pause callback, wrapped."""
+    paused = anyio.Event()
+    assembler: Any = conn.recv_messages
+    pause = assembler.pause
+
+    def pause_and_tell() -> None:
+        pause()
+        paused.set()
+
+    assembler.pause = pause_and_tell
+    return paused
+
+
+def adapter(protocol: str | None) -> ReferenceProtocol | None:
+    return None if protocol is None else ReferenceProtocol()
+
+
+@pytest.mark.parametrize("protocol", [None, "reference"])
+async def test_fragmented_messages_among_whole_ones(protocol: str | None) -> None:
+    """Whole messages are taken at once, fragmented ones awaited: all of
+    them arrive whole, in order, text as str and binary as bytes.
+
+    Without an adapter ``async for`` reads the connection; with one, the
+    router reads it (these are no publications: they go to ``async for``).
+    """
+    expected: list[str | bytes] = ["one", "two", b"three", b"four", "five", "six"]
+
+    async def behaviour(peer: Peer) -> None:
+        await peer.handshake()
+        await peer.send_raw(  # One write: all of it buffered at once.
+            text("one")
+            + text("t", fin=False)
+            + text("w", fin=False, first=False)
+            + text("o", first=False)
+            + binary(b"three")
+            + binary(b"fo", fin=False)
+            + binary(b"ur", first=False)
+            + text("five")
+        )
+        await peer.send_raw(text("si", fin=False))  # The rest comes later.
+        await peer.send_raw(text("x", first=False))
+        await peer.serve()
+
+    async with hostile_server(behaviour) as server:
+        options = fast_options(protocol=adapter(protocol))
+        async with Client(server.url, **options) as client:
+            with anyio.fail_after(LONG):
+                received = [await anext(aiter(client)) for _ in expected]
+    assert received == expected
+    assert [type(message) for message in received] == [type(m) for m in expected]
+
+
+@pytest.mark.parametrize("protocol", [None, "reference"])
+async def test_invalid_utf8_behind_a_ready_message(protocol: str | None) -> None:
+    """Invalid UTF-8 found while taking a buffered message ends the
+    connection with 1007, as websockets' recv() would; what came before it
+    is delivered, and the client reconnects."""
+    after = "after the invalid one"
+
+    async def behaviour(peer: Peer) -> None:
+        await peer.handshake()
+        if peer.index == 0:
+            invalid = raw_frame(Opcode.TEXT, b"caf\xc3 \xff\xfe")
+            await peer.send_raw(text("before") + invalid + text(after))
+        else:
+            await peer.send_raw(text("again"))
+        await peer.serve()
+
+    recorder = Recorder()
+    async with hostile_server(behaviour) as server:
+        options = fast_options(protocol=adapter(protocol), **recorder.callbacks())
+        async with Client(server.url, **options) as client:
+            with anyio.fail_after(LONG):
+                received = [await anext(aiter(client)) for _ in range(2)]
+                await recorder.wait_for("reconnect")
+    assert received == ["before", "again"]
+    close = server.peers[0].close_received
+    assert close is not None
+    assert close.code == 1007
+
+
+async def test_reading_resumes_after_flow_control_paused_it() -> None:
+    """Taking buffered messages resumes reading once the queue runs low, as
+    websockets' get() does: else the client would stall with the rest of
+    the stream unread in the socket."""
+    count = 400
+    payload = "x" * 1000
+
+    go = anyio.Event()
+
+    async def behaviour(peer: Peer) -> None:
+        await peer.handshake()
+        await go.wait()
+        frames = b"".join(text(f"{n} {payload}") for n in range(count))
+        await peer.send_raw(frames)  # More than one read of the socket.
+        await peer.serve()
+
+    async with hostile_server(behaviour) as server:
+        async with Client(server.url, **fast_options(max_queue=4)) as client:
+            with anyio.fail_after(LONG):
+                await client.wait_connected()
+                conn = connection(client)
+                paused = paused_event(conn)
+                go.set()
+                await paused.wait()
+                received = [await anext(aiter(client)) for _ in range(count)]
+    assert [int(message.split()[0]) for message in received] == list(range(count))  # type: ignore[union-attr]
+    assert conn.pauses >= 1
+
+
+async def test_router_resumes_reading_after_flow_control_paused_it(
+    server: Server,
+) -> None:
+    """The same through the router: a full subscription queue stops it,
+    websockets' queue fills and reading pauses; reading the subscription
+    lets the router take the buffered messages, and reading resumes."""
+    count = 400
+    async with Client(server.url, **channel_options(max_queue=4)) as client:
+        news = client.subscribe("news", max_queue=2)
+        with anyio.fail_after(LONG):
+            await client.wait_connected()
+            await server.wait_for(lambda n: n.subscriptions_open == 1)
+            conn = connection(client)
+            paused = paused_event(conn)
+
+            async def publish() -> None:
+                for n in range(count):
+                    await server.publish("news", {"n": n, "pad": "x" * 1000})
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(publish)
+                await paused.wait()
+                received: list[Any] = await take(news, count)
+    assert [item["n"] for item in received] == list(range(count))
+    assert conn.pauses >= 1
+
+
+async def test_async_for_checkpoints_while_messages_are_ready() -> None:
+    """A run of buffered messages is taken without yielding, but with a
+    checkpoint at least every READY_STREAK messages: a cancelled scope
+    around ``async for`` ends it that soon, and nothing is lost."""
+    count = 10 * READY_STREAK
+
+    async def behaviour(peer: Peer) -> None:
+        await peer.handshake()
+        await peer.send_raw(b"".join(text(str(n)) for n in range(count)))
+        await peer.serve()
+
+    async with hostile_server(behaviour) as server:
+        async with Client(server.url, **fast_options(max_queue=2 * count)) as client:
+            with anyio.fail_after(LONG):
+                first = await anext(aiter(client))
+                # One write, one read: the rest is buffered now.
+                assert connection(client).pending_messages == count - 1
+                taken: list[Any] = []
+                with anyio.CancelScope() as scope:
+                    scope.cancel()  # The loop's next checkpoint raises.
+                    async for message in client:
+                        taken.append(message)  # noqa: PERF401 (cancelled midway)
+                assert 0 < len(taken) <= READY_STREAK
+                rest = [
+                    await anext(aiter(client)) for _ in range(count - 1 - len(taken))
+                ]
+    assert [int(m) for m in [first, *taken, *rest]] == list(range(count))

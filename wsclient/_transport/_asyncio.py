@@ -22,6 +22,7 @@ from .base import (
 )
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
 from .receiving import Receiving, take_message
+from .sending import frame_now
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -68,6 +69,24 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     @property
     def is_open(self) -> bool:
         return self.protocol.state is _OPEN
+
+    async def send(self, message: Any, text: bool | None = None) -> None:
+        # websockets' send() without send_context(): see .sending.
+        if not frame_now(self, message, text):
+            return await super().send(message, text=text)
+        try:
+            self.send_data()
+            if self.paused or self.transport.is_closing():
+                await self.drain()  # Only when it would wait or yield.
+            return
+        except Exception as exc:
+            if self.debug:
+                self.logger.debug("! error while sending data", exc_info=True)
+            self.set_connection_exc(exc)
+        # As send_context(): the connection is unusable, end it.
+        self.transport.abort()
+        await asyncio.shield(self.connection_lost_waiter)
+        raise self.close_exc  # Caused by the error, as websockets raises it.
 
     def recv_now(self) -> Data | None:
         assembler = self.recv_messages

@@ -20,6 +20,7 @@ from .base import (
 )
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
 from .receiving import Receiving, take_message
+from .sending import frame_now
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -69,6 +70,21 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     @property
     def is_open(self) -> bool:
         return self.protocol.state is _OPEN
+
+    async def send(self, message: Any, text: bool | None = None) -> None:
+        # websockets' send() without send_context(): see .sending.
+        if not frame_now(self, message, text):
+            return await super().send(message, text=text)
+        try:
+            await self.send_data()
+            return
+        except Exception as exc:
+            if self.debug:
+                self.logger.debug("! error while sending data", exc_info=True)
+            self.set_connection_exc(exc)
+        # As send_context(): the connection is unusable, end it.
+        await self.close_stream()
+        raise self.close_exc  # Caused by the error, as websockets raises it.
 
     def recv_now(self) -> Data | None:
         assembler = self.recv_messages

@@ -211,3 +211,25 @@ async def test_async_for_checkpoints_while_messages_are_ready() -> None:
                     await anext(aiter(client)) for _ in range(count - 1 - len(taken))
                 ]
     assert [int(m) for m in [first, *taken, *rest]] == list(range(count))
+
+
+async def test_subscription_checkpoints_while_items_are_queued(server: Server) -> None:
+    """The same for a subscription's iterator over a backlog in its queue."""
+    count = 10 * READY_STREAK
+    async with Client(server.url, **channel_options()) as client:
+        news = client.subscribe("news", max_queue=2 * count)
+        with anyio.fail_after(LONG):
+            await server.wait_for(lambda n: n.subscriptions_open == 1)
+            for n in range(count):
+                await server.publish("news", n)
+            await server.broadcast("after them")
+            # Read in order by the router: every publication is queued now.
+            assert await anext(aiter(client)) == "after them"
+            taken: list[Any] = []
+            with anyio.CancelScope() as scope:
+                scope.cancel()  # The loop's next checkpoint raises.
+                async for message in news:
+                    taken.append(message.data)  # noqa: PERF401 (cancelled midway)
+            assert 0 < len(taken) <= READY_STREAK
+            rest = await take(news, count - len(taken))
+    assert [*taken, *rest] == list(range(count))

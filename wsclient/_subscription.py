@@ -17,9 +17,11 @@ from typing import (
 )
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from ._core.subscriptions import Gap, Position, Tracker
 from ._exceptions import MessagesLost, SubscriptionError, WSClientError
+from ._transport.receiving import READY_STREAK
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -181,6 +183,8 @@ class Subscription(Generic[T]):
         # holds none), and set only then: not per message.
         self._readable: anyio.Event | None = None
         self._reader_waits = False
+        self._streak = 0
+        """Items __anext__ returned since it last yielded."""
         self._writable: anyio.Event | None = None
         self._router_waits = False
 
@@ -215,7 +219,8 @@ class Subscription(Generic[T]):
         """The next message, or a :class:`~wsclient.Gap` or
         :class:`~wsclient.Marker` if asked for.
 
-        Cancelling it is safe: nothing is lost.
+        Cancelling it is safe: nothing is lost. Items already queued are
+        returned without yielding, with a checkpoint at least every 64.
 
         Raises:
             MessagesLost: Publications were missed (with ``gaps="raise"``).
@@ -226,7 +231,14 @@ class Subscription(Generic[T]):
             StopAsyncIteration: Unsubscribed, or the client closed, and
                 every queued message was read.
         """
+        if self._streak >= READY_STREAK:
+            # Items queued are returned without yielding, but not forever: a
+            # checkpoint at least every READY_STREAK, as async for on the
+            # client (cancellation, other tasks' turn).
+            self._streak = 0
+            await checkpoint()
         while not self._items:
+            self._streak = 0
             if self.state is SubscriptionState.FAILED and self._error is not None:
                 raise self._error
             if self.state is SubscriptionState.CLOSED:
@@ -235,6 +247,7 @@ class Subscription(Generic[T]):
                 self._readable = anyio.Event()
             self._reader_waits = True
             await self._readable.wait()
+        self._streak += 1
         item = self._items.popleft()
         if self._router_waits:
             self._wake_router()

@@ -9,8 +9,6 @@ ending the connection when a write fails.
 
 from __future__ import annotations
 
-import json
-import socket
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,21 +17,12 @@ import pytest
 from wsclient import Client, Outcome
 
 from .hostile import Peer, hostile_server
-from .utils import LONG, Recorder, T, fast_options, wait_for_reconnects
+from .utils import LONG, Recorder, T, fast_options
 
 if TYPE_CHECKING:
     from wsclient.server import Server
 
 pytestmark = pytest.mark.anyio
-
-
-def raw_socket(client: Client) -> Any:
-    """The client's TCP socket (asyncio: the transport's; trio: the stream's)."""
-    conn: Any = client._supervisor.conn  # type: ignore[union-attr]
-    transport = getattr(conn, "transport", None)
-    if transport is not None:
-        return transport.get_extra_info("socket")
-    return conn.stream.socket
 
 
 async def test_frame_types() -> None:
@@ -96,19 +85,55 @@ async def test_send_waits_while_the_server_does_not_read(server: Server) -> None
     assert 0 < written_before_disconnect < count // 4, written_before_disconnect
 
 
-async def test_a_failed_write_ends_the_connection(server: Server) -> None:
-    """A write that fails (the socket's sending side shut) ends the
-    connection: send() does not raise it, and the client reconnects."""
+async def test_a_write_that_fails_ends_the_connection(server: Server) -> None:
+    """The server resets the link while send() waits for flow control: the
+    write fails (asyncio: drain() raises the reset; trio: send_all() does),
+    which ends the connection as websockets would. send() does not raise
+    it: the message is reported possibly lost, and the client reconnects."""
     recorder = Recorder()
-    async with Client(server.url, **fast_options(), **recorder.callbacks()) as client:
+    options = fast_options(compression=None, **recorder.callbacks())
+    blob = b"x" * 65536
+    async with Client(server.url, **options) as client:
         with anyio.fail_after(LONG):
             await client.wait_connected()
-            raw_socket(client).shutdown(socket.SHUT_WR)
-            receipt = await client.send("into a shut socket")
-            await wait_for_reconnects(client)
-            await client.send(json.dumps({"type": "echo", "data": "after"}))
-            assert json.loads(await anext(aiter(client)))["data"] == "after"
-    # Handed to the socket on asyncio (its transport fails later); failed
-    # while writing on trio.
-    assert receipt.outcome in {Outcome.WRITTEN, Outcome.POSSIBLY_LOST}
-    assert recorder.of("disconnect")
+            server.stall(True)
+            receipts: list[Any] = []
+
+            async def flood() -> None:
+                for _ in range(2000):  # 125 MiB: send() waits long before.
+                    receipts.append(await client.send(blob))  # noqa: PERF401 (cancelled midway)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(flood)
+                # Every task waits: the flood on flow control, the server
+                # on its stall.
+                await anyio.wait_all_tasks_blocked()
+                written = len(receipts)
+                await server.abort_all()
+                server.stall(False)
+                await recorder.wait_for("reconnect")
+                tg.cancel_scope.cancel()
+    assert written < 2000
+    assert receipts[written].outcome is Outcome.POSSIBLY_LOST
+    assert recorder.of("disconnect")[0].code == 1006
+
+
+async def test_text_that_cannot_be_encoded_goes_to_websockets(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A str with a lone surrogate is no UTF-8: the shortcut leaves it to
+    websockets' send(), which logs it and ends the connection (as before the
+    shortcut); the client reconnects. (client.send() refuses such a str
+    itself: a heartbeat message goes straight to the connection.)"""
+    recorder = Recorder()
+    options = fast_options(
+        heartbeat_interval=10 * T,
+        heartbeat_timeout=LONG,
+        heartbeat_message=lambda: "\ud800",
+        **recorder.callbacks(),
+    )
+    async with Client(server.url, **options):
+        with anyio.fail_after(LONG):
+            await recorder.wait_for("reconnect")
+    assert "unexpected internal error" in caplog.text
+    assert "UnicodeEncodeError" in caplog.text

@@ -292,7 +292,7 @@ class Client(PublishingMixin):
         self._task_group: anyio.abc.TaskGroup | None = None
         self._rx: Connection | None = None
         self._streak = 0
-        """Messages ``async for`` took since it last awaited (see __anext__)."""
+        """Messages ``async for`` read since its last checkpoint (see __anext__)."""
         self._stats = Stats()
         self._sender = make_sender(
             self._stats,
@@ -609,11 +609,9 @@ class Client(PublishingMixin):
                 if self._streak >= READY_STREAK:
                     self._streak = 0
                     await checkpoint()  # Even while more are ready.
+                self._streak += 1  # Awaiting get() may not yield either (asyncio).
                 try:
-                    if (message := conn.recv_now()) is not None:
-                        self._streak += 1
-                    else:
-                        self._streak = 0
+                    if (message := conn.recv_now()) is None:
                         message = await conn.recv_messages.get()
                 except Exception as exc:
                     try:

@@ -143,6 +143,8 @@ class Router:
         self._readable: anyio.Event | None = None
         """Made when ``async for`` waits for the inbox, set when it fills."""
         self._reader_waits = False
+        self._streak = 0
+        """Messages receive() returned since it last yielded."""
         self._warned_inbox = False
 
     # Public methods for the client.
@@ -175,8 +177,17 @@ class Router:
         return next(self._ids)
 
     async def receive(self) -> Data:
-        """The next message that is not a subscription's, for ``async for``."""
+        """The next message that is not a subscription's, for ``async for``.
+
+        Messages in the inbox are returned without yielding, with a
+        checkpoint at least every READY_STREAK (as in Client.__anext__).
+        """
+        if self._streak >= READY_STREAK:
+            self._streak = 0
+            await checkpoint()
+        self._streak += 1
         while not self.inbox:
+            self._streak = 0
             if self.stopped:
                 if self.error is not None:
                     raise self.error
@@ -381,7 +392,7 @@ class Router:
         subscriptions = self.subscriptions
         sent, awaiting = link.sent, link.awaiting
         deferred: Wakeups = set()
-        streak = 0  # Messages taken since this task last awaited recv().
+        streak = 0  # Messages read since the last checkpoint.
         try:
             while True:
                 if streak >= READY_STREAK:
@@ -389,13 +400,11 @@ class Router:
                         _wake_all(deferred)
                     streak = 0
                     await checkpoint()  # Even while more are ready.
+                streak += 1  # Awaiting recv() may not yield either (asyncio).
                 try:
-                    if (message := recv_now()) is not None:
-                        streak += 1
-                    else:
+                    if (message := recv_now()) is None:
                         if deferred:
                             _wake_all(deferred)  # They run while this task waits.
-                        streak = 0
                         message = await recv()
                 except Exception as exc:
                     try:

@@ -67,11 +67,13 @@ class Assembler(Protocol):
 class Connection(Protocol):
     """An open WebSocket connection, as the client drives it.
 
-    ``recv`` and ``send`` are websockets' own bound methods, so the hot path
-    costs nothing over websockets: no wrapper frame, no queue hop, no copy.
-    The hottest paths skip even ``recv``'s coroutines: they take a message
-    with :meth:`recv_now` if one is ready, else await ``recv_messages.get()``
-    and, if it raises, :meth:`recv_failed` (see :mod:`.receiving`).
+    These are websockets' connections, so the hot paths cost nothing over
+    websockets: no wrapper frame, no queue hop, no copy. They skip even some
+    of websockets' own layers: the readers take a message with
+    :meth:`recv_now` if one is ready, else await ``recv_messages.get()`` and,
+    if it raises, :meth:`recv_failed` (see :mod:`.receiving`); :meth:`send`
+    frames and writes a str or bytes without websockets' ``send_context()``
+    (see :mod:`.sending`).
     """
 
     @property
@@ -88,8 +90,8 @@ class Connection(Protocol):
     """Clock reading when the last data frame arrived (maintained when tracking)."""
 
     def recv_now(self) -> Data | None:
-        """The next message if it is complete in the buffer, else None: then
-        await ``recv_messages.get()``. Synchronous: it never waits, never
+        """The next message if it is buffered, complete in one frame; else
+        None: then await ``recv_messages.get()``. Synchronous: it never waits, never
         yields (see :mod:`.receiving`).
 
         Raises:
@@ -104,7 +106,8 @@ class Connection(Protocol):
         ``recv`` would: raise :exc:`ConnectionClosed` once closed."""
 
     async def send(self, message: Data | bytearray | memoryview) -> None:
-        """Send one message (websockets' own method)."""
+        """Send one message, as websockets' own ``send()`` does (see
+        :mod:`.sending`)."""
 
     @property
     def is_open(self) -> bool:

@@ -5,11 +5,15 @@ websockets' ``send()`` wraps the framing of every message in
 context manager and two coroutines per message, about 2 us, a fifth of the
 time it takes to send a small message on asyncio. Its job is the unusual
 cases: a connection that is not open, one that expects to close, an error
-while writing. For one ``str`` or ``bytes`` on an open connection, with no
-fragmented message in progress, what is left of it is: frame the message
-(:func:`frame_now`), write, wait for flow control if it says so, and end the
-connection if writing fails. Each backend's ``send()`` does that (the writing
-differs) and hands everything else to websockets' own ``send()``.
+while framing or writing. For one ``str`` or ``bytes`` on an open
+connection, with no fragmented message in progress, what is left of it is:
+frame the message (:func:`frame_now`), write, wait for flow control if it
+says so, and end the connection if writing fails. Each backend's ``send()``
+does that (the writing differs) and hands everything else to websockets' own
+``send()``, including a ``str`` that cannot be encoded (a lone surrogate):
+websockets then handles that error as it does (logged, the connection ended,
+ConnectionClosed raised). Framing itself cannot fail once the text is
+encoded, but for a bug in an extension.
 """
 
 from __future__ import annotations
@@ -40,7 +44,11 @@ def frame_now(ws: Any, message: Any, text: bool | None) -> bool:
         return False
     kind = type(message)
     if kind is str:
-        protocol.send_text(message.encode())
+        try:
+            data = message.encode()
+        except UnicodeEncodeError:
+            return False  # websockets' send() deals with it, as it always did.
+        protocol.send_text(data)
     elif kind is bytes:
         protocol.send_binary(message)
     else:

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from websockets.frames import Frame, Opcode
 
 from wsclient import ReferenceProtocol
 from wsclient._core.stats import Stats
@@ -34,28 +35,39 @@ STREAM = 100 * READY_STREAK
 
 class EndlessConnection:
     """Has one message on channel "b", then messages on "a" (up to STREAM),
-    always with another one ready: recv_now() takes it, and awaiting get()
-    is a checkpoint, as on trio."""
+    always with another one ready: its queue of frames (what take_message()
+    reads of websockets' assembler) never runs dry, and awaiting get() is a
+    checkpoint, as on trio."""
 
     pending_messages = 1
+    get_in_progress = paused = False  # As websockets' assembler.
 
     def __init__(self) -> None:
         self.read = 0
-        self.recv_messages = self  # The router reads websockets' assembler.
+        self.recv_messages = self
 
-    def recv_now(self) -> str | None:
-        if self.read >= STREAM:
-            return None
+    def recv_queue(self) -> tuple[EndlessConnection, EndlessConnection]:
+        return self, self  # The assembler, and its queue of frames.
+
+    def __bool__(self) -> bool:
+        return self.read < STREAM
+
+    def __getitem__(self, index: int) -> Frame:
+        assert index == 0
+        channel = "b" if self.read == 0 else "a"
+        data = {"type": "pub", "channel": channel, "data": self.read + 1}
+        return Frame(Opcode.TEXT, json.dumps(data).encode())
+
+    def popleft(self) -> None:
         self.read += 1
-        channel = "b" if self.read == 1 else "a"
-        return json.dumps({"type": "pub", "channel": channel, "data": self.read})
 
     async def get(self) -> str:
         await anyio.lowlevel.checkpoint()
-        message = self.recv_now()
-        if message is None:
+        if not self:
             await anyio.sleep_forever()
-        return message
+        frame = self[0]
+        self.popleft()
+        return frame.data.decode()
 
 
 def subscription(channel: str) -> Subscription[Any]:

@@ -42,7 +42,7 @@ from ._outbox import Outbox, PublishReceipt
 from ._signal import Signal
 from ._subscription import Subscription, SubscriptionState
 from ._transport.base import ConnectionClosed
-from ._transport.receiving import READY_STREAK
+from ._transport.receiving import READY_STREAK, take_message
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -378,7 +378,7 @@ class Router:
         # common case (a publication with room in its queue) makes no call
         # it can avoid, and no coroutine.
         #
-        # Messages already buffered are taken without awaiting (recv_now()),
+        # Messages already buffered are taken without awaiting (take_message()),
         # so this task yields only when it must wait for the network, and at
         # least every READY_STREAK messages (a checkpoint: cancellation, other
         # tasks' turn). Waking a reader costs a task switch, and a woken
@@ -386,7 +386,7 @@ class Router:
         # ``deferred``) until it is about to.
         stats = self.stats
         conn = link.conn
-        recv_now = conn.recv_now
+        assembler, frames = conn.recv_queue()  # For take_message().
         recv = conn.recv_messages.get  # See _transport.receiving.
         route = self.adapter.route
         subscriptions = self.subscriptions
@@ -402,7 +402,7 @@ class Router:
                     await checkpoint()  # Even while more are ready.
                 streak += 1  # Awaiting recv() may not yield either (asyncio).
                 try:
-                    if (message := recv_now()) is None:
+                    if (message := take_message(assembler, frames)) is None:
                         if deferred:
                             _wake_all(deferred)  # They run while this task waits.
                         message = await recv()

@@ -25,6 +25,7 @@ from .receiving import Receiving, take_message
 from .sending import frame_now
 
 if TYPE_CHECKING:
+    from collections import deque
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
@@ -91,6 +92,10 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     def recv_now(self) -> Data | None:
         assembler = self.recv_messages
         return take_message(assembler, assembler.frames.queue)
+
+    def recv_queue(self) -> tuple[Any, deque[Frame]]:
+        assembler = self.recv_messages
+        return assembler, assembler.frames.queue
 
     @property
     def reading_paused(self) -> bool:

@@ -23,6 +23,7 @@ from .receiving import Receiving, take_message
 from .sending import frame_now
 
 if TYPE_CHECKING:
+    from collections import deque
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
@@ -88,8 +89,12 @@ class _Connection(ClientConnection, DropCounter, Receiving):
 
     def recv_now(self) -> Data | None:
         assembler = self.recv_messages
-        # trio's channel has no peek: its deque, as websockets reads it.
         return take_message(assembler, assembler.recv_frames._state.data)
+
+    def recv_queue(self) -> tuple[Any, deque[Frame]]:
+        assembler = self.recv_messages
+        # trio's channel has no peek: its deque, as websockets reads it.
+        return assembler, assembler.recv_frames._state.data
 
     @property
     def reading_paused(self) -> bool:

@@ -34,7 +34,10 @@ from .._secrets import (
 )
 
 if TYPE_CHECKING:
+    from collections import deque
     from types import TracebackType
+
+    from websockets.frames import Frame
 
 __all__ = [
     "ConnectFailed",
@@ -75,6 +78,11 @@ class Connection(Protocol):
     frames and writes a str or bytes without websockets' ``send_context()``
     (see :mod:`.sending`).
     """
+
+    def recv_queue(self) -> tuple[Any, deque[Frame]]:
+        """websockets' assembler and its queue of frames, what :meth:`recv_now`
+        reads: for a reader that calls :func:`.receiving.take_message` itself
+        (one call less per message). Both live as long as the connection."""
 
     @property
     def recv_messages(self) -> Assembler:

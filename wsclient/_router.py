@@ -387,7 +387,7 @@ class Router:
         stats = self.stats
         conn = link.conn
         assembler, frames = conn.recv_queue()  # For take_message().
-        recv = conn.recv_messages.get  # See _transport.receiving.
+        recv = assembler.get  # See _transport.receiving.
         route = self.adapter.route
         subscriptions = self.subscriptions
         sent, awaiting = link.sent, link.awaiting

@@ -49,6 +49,15 @@ class EndlessConnection:
     def recv_queue(self) -> tuple[EndlessConnection, EndlessConnection]:
         return self, self  # The assembler, and its queue of frames.
 
+    def diversion(self, take: object) -> EndlessConnection:
+        return self  # Its own diversion, which never takes anything.
+
+    def on(self) -> None:
+        pass
+
+    def off(self) -> None:
+        pass
+
     def __bool__(self) -> bool:
         return self.read < STREAM
 

@@ -1,11 +1,20 @@
 """Routing received messages to subscriptions, and (re)subscribing on each connection.
 
 Only clients with a protocol adapter have a router. It then owns reading:
-one reader task per connection takes each message, asks the adapter where it
-goes, and hands it to a subscription, to a pending request, or to the
-client's own stream (``async for message in client``). That costs a queue
-hop per message, which is why clients without subscriptions read the
-connection directly instead.
+each message is routed once, as the adapter says, to a subscription, to a
+pending request, or to the client's own stream (``async for message in
+client``). That costs a queue hop per message, which is why clients without
+subscriptions read the connection directly instead.
+
+Routing happens in one of two places. One reader task per connection takes
+the messages websockets has queued (:meth:`Router._read`); while it waits
+for more with nothing queued, messages are routed as websockets receives
+them, in websockets' own reader (:meth:`Router._take`, through a
+:class:`~._transport.receiving.Diversion`), which saves a task switch per
+message that arrives alone. The reader task takes over, in order, whenever
+a message cannot be routed at once: its subscription's queue is full or
+already holds READY_STREAK messages (the consumer is behind, and the reader
+task's checkpoints pace it), a fragmented message, invalid UTF-8.
 
 On every connection, before the client is reported connected, the router
 sends the adapter's hello messages and exactly one subscribe per live
@@ -19,6 +28,7 @@ order (see :mod:`._outbox`); new publications follow.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -96,6 +106,11 @@ class _Link:
         publications for them are in flight from an earlier subscription."""
         self.delivering = False
         """True while the reader waits for room in a subscription's queue."""
+        self.ahead: Publication | None = None
+        """A publication _take() routed and then left to the reader task (its
+        queue was full or behind): the reader's next message, not routed again."""
+        self.woken: Wakeups = set()
+        """_take()'s wake-ups, made at once (it runs outside the reader task)."""
         self._ids = ids
         self.auth = AuthExchange()
         self.answered = anyio.Event()
@@ -383,7 +398,9 @@ class Router:
         # least every READY_STREAK messages (a checkpoint: cancellation, other
         # tasks' turn). Waking a reader costs a task switch, and a woken
         # reader runs only when this task yields: so the wake-ups wait (in
-        # ``deferred``) until it is about to.
+        # ``deferred``) until it is about to. While it waits for the network,
+        # _take() routes what arrives (see the module's docstring): what it
+        # leaves, it leaves to this loop, which then reads it next.
         stats = self.stats
         conn = link.conn
         assembler, frames = conn.recv_queue()  # For take_message().
@@ -393,6 +410,7 @@ class Router:
         sent, awaiting = link.sent, link.awaiting
         deferred: Wakeups = set()
         streak = 0  # Messages read since the last checkpoint.
+        diversion = conn.diversion(functools.partial(self._take, link))
         try:
             while True:
                 if streak >= READY_STREAK:
@@ -405,7 +423,11 @@ class Router:
                     if (message := take_message(assembler, frames)) is None:
                         if deferred:
                             _wake_all(deferred)  # They run while this task waits.
-                        message = await recv()
+                        diversion.on()  # _take() routes what comes meanwhile.
+                        try:
+                            message = await recv()
+                        finally:
+                            diversion.off()
                 except Exception as exc:
                     try:
                         await conn.recv_failed(exc)
@@ -413,54 +435,115 @@ class Router:
                         return
                 stats.messages_in += 1
                 stats.bytes_in += len(message)
-                try:
-                    routed = route(message)
-                except Exception:
-                    logger.error(
-                        "the protocol adapter failed to route a message", exc_info=True
-                    )
-                    routed = None
+                routed: Routed | None = link.ahead
                 if routed is None:
-                    self._to_inbox(message, deferred)
-                elif isinstance(routed, Publication):
+                    try:
+                        routed = route(message)
+                    except Exception:
+                        logger.error(
+                            "the protocol adapter failed to route a message",
+                            exc_info=True,
+                        )
+                        routed = None
+                else:
+                    link.ahead = None  # Routed by _take(), which left it here.
+                if isinstance(routed, Publication):
                     subscription = subscriptions.get(routed.channel)
                     if (
-                        subscription is None
-                        or subscription not in sent
-                        or (
+                        subscription is not None
+                        and subscription in sent
+                        and not (
                             awaiting  # Empty unless a subscribe awaits its answer.
                             and routed.offset is not None
                             and subscription in awaiting
                         )
                     ):
-                        # Unsubscribed, never ours, or in flight from an earlier
-                        # subscription: the resume will replay what matters.
-                        stats.publications_unrouted += 1
+                        if subscription._offer(routed):
+                            if subscription._reader_waits:
+                                deferred.add(subscription._wake_reader)
+                            continue
+                        # The queue is full: apply the overflow policy, maybe wait.
+                        _wake_all(deferred)
+                        link.delivering = True
+                        try:
+                            await subscription._deliver(routed)
+                        finally:
+                            link.delivering = False
+                        if subscription.state is SubscriptionState.FAILED:
+                            await self.remove(subscription)  # Overflowed: stop it.
                         continue
-                    if subscription._offer(routed):
-                        if subscription._reader_waits:
-                            deferred.add(subscription._wake_reader)
-                        continue
-                    # The queue is full: apply the overflow policy, maybe wait.
-                    _wake_all(deferred)
-                    link.delivering = True
-                    try:
-                        await subscription._deliver(routed)
-                    finally:
-                        link.delivering = False
-                    if subscription.state is SubscriptionState.FAILED:
-                        await self.remove(subscription)  # Overflowed: stop its flow.
-                elif isinstance(routed, Authenticated | AuthFailed):
-                    if not link.auth.answered(routed):
-                        self._to_inbox(message, deferred)
-                elif not self._answer(link, routed):
-                    # An answer to a request of the app's.
-                    self._to_inbox(message, deferred)
+                self._route_other(link, message, routed, deferred)
         finally:
             _wake_all(deferred)
             link.answered.set()  # No answer can come any more.
             link.auth.connection_closed()
             link.done.set()
+
+    def _take(self, link: _Link, message: Data) -> bool:
+        """Route a message as websockets receives it, while _read() waits.
+
+        Runs in websockets' reader (the Diversion), so it wakes readers at
+        once and never waits: False leaves the message to _read(), having
+        done nothing with it but maybe keep its routing in ``link.ahead``.
+        It leaves it when the consumer is behind (READY_STREAK messages
+        queued: _read() paces with its checkpoints what this would pile up a
+        whole read at a time, up to 256 KiB on asyncio), or the queue is
+        full (the overflow policy may wait).
+        """
+        if len(self.inbox) >= READY_STREAK:
+            return False
+        try:
+            routed = self.adapter.route(message)
+        except Exception:
+            return False  # _read() routes it again, and logs the error.
+        if isinstance(routed, Publication):
+            subscription = self.subscriptions.get(routed.channel)
+            awaiting = link.awaiting
+            if (  # Ours: as in _read().
+                subscription is not None
+                and subscription in link.sent
+                and not (
+                    awaiting and routed.offset is not None and subscription in awaiting
+                )
+            ):
+                items = subscription._items
+                if len(items) >= READY_STREAK or not subscription._offer(routed):
+                    link.ahead = routed
+                    return False
+                if subscription._reader_waits:
+                    subscription._wake_reader()
+                stats = self.stats
+                stats.messages_in += 1
+                stats.bytes_in += len(message)
+                return True
+        woken = link.woken
+        self._route_other(link, message, routed, woken)
+        if woken:
+            _wake_all(woken)
+        stats = self.stats
+        stats.messages_in += 1
+        stats.bytes_in += len(message)
+        return True
+
+    def _route_other(
+        self, link: _Link, message: Data, routed: Routed | None, deferred: Wakeups
+    ) -> None:
+        """Route what is not a publication for a subscription of ``link``.
+
+        Readers to wake go to ``deferred``.
+        """
+        if routed is None:
+            self._to_inbox(message, deferred)
+        elif isinstance(routed, Publication):
+            # Unsubscribed, never ours, or in flight from an earlier
+            # subscription: the resume will replay what matters.
+            self.stats.publications_unrouted += 1
+        elif isinstance(routed, Authenticated | AuthFailed):
+            if not link.auth.answered(routed):
+                self._to_inbox(message, deferred)
+        elif not self._answer(link, routed):
+            # An answer to a request of the app's.
+            self._to_inbox(message, deferred)
 
     def _answer(
         self, link: _Link, answer: Subscribed | SubscribeFailed | Unsubscribed | Acked

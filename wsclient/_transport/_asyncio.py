@@ -21,7 +21,7 @@ from .base import (
     forget_handshake,
 )
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
-from .receiving import Receiving, take_message
+from .receiving import Diversion, Receiving, take_message
 from .sending import frame_now
 
 if TYPE_CHECKING:
@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     from websockets.typing import Data
 
 __all__ = ["open_connection"]
+
+try:
+    # anyio finds the running backend with sniffio when it is installed.
+    from sniffio import current_async_library_cvar as _library
+except ImportError:  # pragma: no cover - then anyio asks asyncio itself.
+    _library = None  # type: ignore[assignment]
 
 _OPEN = State.OPEN
 """An enum member read from a module global: the class attribute lookup
@@ -56,8 +62,21 @@ class _Connection(ClientConnection, DropCounter, Receiving):
         self.pauses += 1
         self.transport.pause_reading()
 
+    _diverting = False
+    """Set once the router diverts messages (see :meth:`diversion`)."""
+
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        if self._diverting and _library is not None:
+            # Diverted messages are routed right here, outside any task,
+            # where sniffio finds no library (it looks for the current task)
+            # and anyio's calls would fail: tell it.
+            token = _library.set("asyncio")
+            try:
+                super().data_received(data)
+            finally:
+                _library.reset(token)
+        else:
+            super().data_received(data)
         if self.protocol.handshake_exc is not None and self.response is None:
             # An invalid handshake response: websockets would read and discard
             # whatever follows until the server hangs up, or open_timeout.
@@ -96,6 +115,11 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     def recv_queue(self) -> tuple[Any, deque[Frame]]:
         assembler = self.recv_messages
         return assembler, assembler.frames.queue
+
+    def diversion(self, take: Callable[[Data], bool]) -> Diversion:
+        assembler = self.recv_messages
+        self._diverting = True
+        return Diversion(assembler, assembler.frames.queue, take)
 
     @property
     def reading_paused(self) -> bool:

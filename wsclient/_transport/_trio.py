@@ -19,7 +19,7 @@ from .base import (
     forget_handshake,
 )
 from .closing import DropCounter, close_bound, close_failure, drop_beyond
-from .receiving import Receiving, take_message
+from .receiving import Diversion, Receiving, take_message
 from .sending import frame_now
 
 if TYPE_CHECKING:
@@ -95,6 +95,10 @@ class _Connection(ClientConnection, DropCounter, Receiving):
         assembler = self.recv_messages
         # trio's channel has no peek: its deque, as websockets reads it.
         return assembler, assembler.recv_frames._state.data
+
+    def diversion(self, take: Callable[[Data], bool]) -> Diversion:
+        assembler = self.recv_messages
+        return Diversion(assembler, assembler.recv_frames._state.data, take)
 
     @property
     def reading_paused(self) -> bool:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
     from websockets.frames import Frame
 
+    from .receiving import Diversion
+
 __all__ = [
     "ConnectFailed",
     "Connection",
@@ -83,6 +85,10 @@ class Connection(Protocol):
         """websockets' assembler and its queue of frames, what :meth:`recv_now`
         reads: for a reader that calls :func:`.receiving.take_message` itself
         (one call less per message). Both live as long as the connection."""
+
+    def diversion(self, take: Callable[[Data], bool]) -> Diversion:
+        """A :class:`.receiving.Diversion` of this connection's messages to
+        ``take()``, off until turned on; one per connection."""
 
     @property
     def recv_messages(self) -> Assembler:

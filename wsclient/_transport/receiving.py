@@ -30,13 +30,14 @@ from websockets.frames import CloseCode, Opcode
 
 if TYPE_CHECKING:
     from collections import deque
+    from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
 
     from websockets.frames import Frame
     from websockets.protocol import Protocol as WebSocketsProtocol
     from websockets.typing import Data
 
-__all__ = ["READY_STREAK", "Receiving", "take_message"]
+__all__ = ["READY_STREAK", "Diversion", "Receiving", "take_message"]
 
 READY_STREAK = 64
 """Messages taken in a row without yielding, at most: then the reader goes
@@ -46,6 +47,7 @@ turn; for the router, the time to wake the readers it put off). websockets'
 messages are ready: this is between the two, on both."""
 
 _TEXT = Opcode.TEXT
+_CONT = Opcode.CONT
 
 
 def take_message(assembler: Any, frames: deque[Frame]) -> Data | None:
@@ -132,3 +134,65 @@ class Receiving:
             raise exc  # Not one get() documents: not ours to translate.
         await ws.wait_closed()
         raise ws.close_exc
+
+
+class Diversion:
+    """Hands each message to ``take()`` as websockets receives it, while on.
+
+    A reader task waiting for websockets' next message costs a task switch
+    per message that arrives alone (a large one always does: it takes
+    several reads): websockets' reader puts the frame in its queue and wakes
+    the task, which takes the message and hands it on, waking a third task
+    that was waiting for it. A raw websockets loop has two tasks, not three.
+
+    While the reader task waits for the next message with nothing buffered,
+    it turns this on: a message complete in one frame is then offered to
+    ``take()`` where websockets receives it (the reading task on trio, the
+    protocol's ``data_received()`` on asyncio), before it is queued. When
+    ``take()`` returns True the message is consumed: it never reaches the
+    queue. When it returns False (it must have done nothing with it then),
+    or the message is fragmented, or not valid UTF-8, the frame is queued as
+    usual and the diversion turns off, so that nothing overtakes it: the
+    reader task takes it (with whatever follows) and turns the diversion on
+    again when it next waits with nothing buffered.
+
+    ``take()`` runs inside websockets' reader, synchronously: it must not
+    raise (an exception ends the connection, as any error in websockets'
+    reader does).
+    """
+
+    __slots__ = ("_assembler", "_frames", "_hook", "_put", "_take")
+
+    def __init__(
+        self, assembler: Any, frames: deque[Frame], take: Callable[[Data], bool]
+    ) -> None:
+        self._assembler = assembler
+        self._frames = frames  # Where the assembler queues them, as in take_message().
+        self._put = assembler.put
+        self._take = take
+        self._hook = self._put_or_take  # One bound method, set and unset.
+
+    def on(self) -> None:
+        """Divert from now on; call it only when ``frames`` is empty."""
+        self._assembler.put = self._hook  # websockets calls assembler.put(frame).
+
+    def off(self) -> None:
+        """Queue every frame again."""
+        self._assembler.__dict__.pop("put", None)
+
+    def _put_or_take(self, frame: Frame) -> None:
+        if frame.fin and frame.opcode is not _CONT and not self._frames:
+            data = frame.data
+            if frame.opcode is not _TEXT:
+                if self._take(data if type(data) is bytes else bytes(data)):
+                    return
+            else:
+                try:
+                    message = str(data, "utf-8")
+                except UnicodeDecodeError:
+                    pass  # get() raises it, and the reader fails the connection.
+                else:
+                    if self._take(message):
+                        return
+        self.off()  # Nothing may overtake this frame.
+        self._put(frame)

@@ -11,22 +11,29 @@ client's inbox while it is being read.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 from websockets.frames import Opcode
 
-from wsclient import Client, Publication, ReferenceProtocol
+from wsclient import (
+    Client,
+    ClientState,
+    ClientStopped,
+    Publication,
+    ReferenceProtocol,
+    Subscription,
+)
 from wsclient._router import INBOX_SIZE
 from wsclient._transport.receiving import READY_STREAK
 
-from .hostile import Peer, channel_server, hostile_server, pub, raw_frame
+from .hostile import Behaviour, Peer, channel_server, hostile_server, pub, raw_frame
 from .test_subscriptions import take
 from .utils import LONG, fast_options
 
 if TYPE_CHECKING:
-    from wsclient._router import Router
     from wsclient._transport.base import Data
 
 pytestmark = pytest.mark.anyio
@@ -46,8 +53,11 @@ class CountingProtocol(ReferenceProtocol):
         return routed
 
 
-def count_takes(router: Router) -> dict[bool, int]:
-    """Count what Router._take() took (True) and left to the reader task."""
+def count_takes(client: Client) -> dict[bool, int]:
+    """Count what Router._take() takes (True) and leaves to the reader task;
+    call it before the client connects."""
+    router = client._router
+    assert router is not None
     counts = {True: 0, False: 0}
     take = router._take
 
@@ -60,11 +70,10 @@ def count_takes(router: Router) -> dict[bool, int]:
     return counts
 
 
-async def test_a_burst_is_handed_over_in_order_and_routed_once() -> None:
-    """A burst while nobody iterates: the first READY_STREAK publications
-    are routed as they arrive, the rest by the reader task; the subscription
-    gets them all, in order, and the adapter routed each exactly once (the
-    one left to the reader task is not routed again)."""
+async def test_a_burst_is_handed_over_in_order() -> None:
+    """A burst while nobody iterates: the first READY_STREAK messages are
+    routed as they arrive, the rest by the reader task, which paces them;
+    the subscription gets them all, in order."""
     count = 10 * READY_STREAK
 
     async def burst(peer: Peer) -> None:
@@ -74,9 +83,9 @@ async def test_a_burst_is_handed_over_in_order_and_routed_once() -> None:
 
     protocol = CountingProtocol()
     async with hostile_server(channel_server(burst)) as server:
-        async with Client(server.url, **fast_options(protocol=protocol)) as client:
-            assert client._router is not None
-            takes = count_takes(client._router)  # Before the first connection.
+        client = Client(server.url, **fast_options(protocol=protocol))
+        takes = count_takes(client)
+        async with client:
             with anyio.fail_after(LONG):
                 news = client.subscribe("news", max_queue=2 * count)
                 # Routed in order: every publication is queued by now.
@@ -84,8 +93,31 @@ async def test_a_burst_is_handed_over_in_order_and_routed_once() -> None:
                 received = await take(news, count)
     assert received == list(range(count))
     assert protocol.publications == count
-    assert takes[True] >= READY_STREAK  # The subscribed answer, publications.
-    assert takes[False] == 1  # Then the reader task read the rest.
+    # The subscribed answer, publications; then the reader task took over.
+    assert READY_STREAK <= takes[True] < count
+
+
+async def test_a_full_queue_is_handed_over_and_routed_once() -> None:
+    """A burst into a small queue, while its iterator waits: the message
+    that finds the queue full is left to the reader task, whose overflow
+    policy waits for room; every message arrives, in order, and the adapter
+    routed each one once (the reader task does not route it again)."""
+    count = 10 * READY_STREAK
+
+    async def burst(peer: Peer) -> None:
+        await peer.send_raw(b"".join(pub("news", n) for n in range(count)))
+
+    protocol = CountingProtocol()
+    async with hostile_server(channel_server(burst)) as server:
+        client = Client(server.url, **fast_options(protocol=protocol))
+        takes = count_takes(client)
+        async with client:
+            with anyio.fail_after(LONG):
+                news = client.subscribe("news", max_queue=READY_STREAK // 4)
+                received = await take(news, count)
+    assert received == list(range(count))
+    assert protocol.publications == count
+    assert takes[False] >= 1
 
 
 async def test_a_burst_to_the_inbox_is_paced_not_dropped() -> None:
@@ -108,9 +140,9 @@ async def test_a_burst_to_the_inbox_is_paced_not_dropped() -> None:
 
     options = fast_options(protocol=ReferenceProtocol())
     async with hostile_server(behaviour) as server:
-        async with Client(server.url, **options) as client:
-            assert client._router is not None
-            takes = count_takes(client._router)
+        client = Client(server.url, **options)
+        takes = count_takes(client)
+        async with client:
             received: list[Any] = []
             with anyio.fail_after(LONG):
                 await client.wait_connected()
@@ -121,5 +153,148 @@ async def test_a_burst_to_the_inbox_is_paced_not_dropped() -> None:
                     received.append(message)
             assert client.stats.messages_dropped == 0
     assert received == numbers
-    assert takes[True] >= READY_STREAK
+    assert READY_STREAK <= takes[True] < count
+
+
+def on_go(*messages: bytes) -> Behaviour:
+    """Handshake, then send ``messages`` in one write when the client says
+    "go": by then the router's reader task waits, nothing buffered."""
+
+    async def send(peer: Peer, message: str | bytes) -> None:
+        if message == "go":
+            await peer.send_raw(b"".join(messages))
+
+    async def behaviour(peer: Peer) -> None:
+        await peer.handshake()
+        await peer.serve(send)
+
+    return behaviour
+
+
+def text(payload: str, *, fin: bool = True, first: bool = True) -> bytes:
+    return raw_frame(Opcode.TEXT if first else Opcode.CONT, payload.encode(), fin=fin)
+
+
+async def test_fragmented_messages_while_diverting() -> None:
+    """A fragmented message arriving while messages are routed as they
+    arrive goes to the reader task, with everything after it: all of them
+    whole, in order, text as str and binary as bytes."""
+    messages = [
+        text("one"),
+        text("tw", fin=False),
+        text("o", first=False),
+        raw_frame(Opcode.BINARY, b"three"),
+        text("fo", fin=False),
+        text("u", first=False, fin=False),
+        text("r", first=False),
+        text("five"),
+    ]
+    expected: list[str | bytes] = ["one", "two", b"three", "four", "five"]
+    async with hostile_server(on_go(*messages)) as server:
+        client = Client(server.url, **fast_options(protocol=ReferenceProtocol()))
+        takes = count_takes(client)
+        async with client:
+            with anyio.fail_after(LONG):
+                await client.wait_connected()
+                await client.send("go")
+                received = [await anext(aiter(client)) for _ in expected]
+    assert received == expected
+    assert [type(m) for m in received] == [type(m) for m in expected]
+    assert takes[True] >= 1  # "one" at least.
+
+
+async def test_invalid_utf8_while_diverting() -> None:
+    """Invalid UTF-8 arriving while messages are routed as they arrive is
+    left to the reader task, which closes with 1007 (as websockets does):
+    what came before is delivered, what came after is not."""
+    bad = raw_frame(Opcode.TEXT, b"\xff\xfe")
+    async with hostile_server(on_go(text("before"), bad, text("after"))) as server:
+        client = Client(server.url, **fast_options(protocol=ReferenceProtocol()))
+        received: list[Any] = []
+        async with client:
+            with anyio.fail_after(LONG):
+                await client.wait_connected()
+                await client.send("go")
+                received.append(await anext(aiter(client)))
+                while client.stats.disconnects == 0:
+                    await client._supervisor.wait_changed()  # type: ignore[union-attr]
+            assert client.stats.last_close_code == 1007
+            assert not client._router.inbox  # type: ignore[union-attr]
+    assert received == ["before"]
+
+
+class FailingProtocol(ReferenceProtocol):
+    """The reference protocol, with a route() that raises on "boom"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def route(self, message: Data) -> Any:
+        if message == "boom":
+            self.calls += 1
+            raise ValueError("a broken adapter")
+        return super().route(message)
+
+
+async def test_an_adapter_error_while_diverting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An adapter's route() that raises on a message routed as it arrives is
+    logged once, and the message goes to ``async for`` on the client, as
+    when the reader task routes it; the adapter is not asked twice."""
+    protocol = FailingProtocol()
+    async with hostile_server(on_go(text("boom"), text("next"))) as server:
+        client = Client(server.url, **fast_options(protocol=protocol))
+        takes = count_takes(client)
+        async with client:
+            with anyio.fail_after(LONG):
+                await client.wait_connected()
+                await client.send("go")
+                received = [await anext(aiter(client)) for _ in range(2)]
+    assert received == ["boom", "next"]
+    assert protocol.calls == 1
+    assert caplog.text.count("the protocol adapter failed to route a message") == 1
+    assert takes[True] >= 2
+
+
+async def test_a_bug_while_diverting_stops_the_client(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in routing a message as it arrives (in websockets' reader) is
+    raised by the router's reader task, as one of its own would be: the
+    client stops with an internal error rather than reconnecting quietly."""
+
+    def broken_offer(self: Subscription[Any], publication: Publication) -> bool:
+        raise RuntimeError("a bug")
+
+    async def on_message(peer: Peer, message: str | bytes) -> None:
+        if message == "go":  # The reader task waits by then.
+            await peer.send_raw(pub("news", 1))
+            return
+        request = json.loads(message)
+        if request["type"] == "subscribe":
+            answer = {"type": "subscribed", "id": request["id"], "channel": "news"}
+            await peer.send_json(answer)
+
+    async def behaviour(peer: Peer) -> None:
+        await peer.handshake()
+        await peer.serve(on_message)
+
+    async with hostile_server(behaviour) as server:
+        client = Client(server.url, **fast_options(protocol=ReferenceProtocol()))
+        takes = count_takes(client)
+        async with client:
+            client.subscribe("news")
+            with anyio.fail_after(LONG):
+                await client.wait_connected()
+                monkeypatch.setattr(Subscription, "_offer", broken_offer)
+                await client.send("go")
+                while client.state is not ClientState.CLOSED:
+                    await client._supervisor.wait_changed()  # type: ignore[union-attr]
+    error = client._supervisor.error  # type: ignore[union-attr]
+    assert isinstance(error, ClientStopped)
+    assert "a bug" in str(error)
+    assert "supervisor crashed" in caplog.text
+    assert client.stats.reconnects == 0
     assert takes[False] >= 1

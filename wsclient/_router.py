@@ -11,10 +11,11 @@ the messages websockets has queued (:meth:`Router._read`); while it waits
 for more with nothing queued, messages are routed as websockets receives
 them, in websockets' own reader (:meth:`Router._take`, through a
 :class:`~._transport.receiving.Diversion`), which saves a task switch per
-message that arrives alone. The reader task takes over, in order, whenever
-a message cannot be routed at once: its subscription's queue is full or
-already holds READY_STREAK messages (the consumer is behind, and the reader
-task's checkpoints pace it), a fragmented message, invalid UTF-8.
+message that arrives alone. The reader task takes over, in order, after 64
+messages (READY_STREAK) routed that way in a row (so that a burst is paced
+by its checkpoints as before), and for a message that cannot be routed
+there: its subscription's queue is full (the overflow policy may wait), it
+is fragmented, or not valid UTF-8.
 
 On every connection, before the client is reported connected, the router
 sends the adapter's hello messages and exactly one subscribe per live
@@ -80,7 +81,8 @@ When nobody reads them, the oldest are dropped and counted in
 _Kind = Literal["sub", "unsub", "pub"]
 
 Wakeups: TypeAlias = "set[Callable[[], None]]"
-"""Wake-ups of readers put off by Router._read until it is about to wait."""
+"""Wake-ups of readers put off by Router._read until it is about to wait
+(Router._take makes its own at once)."""
 
 REQUEST_ID_BASE = 1 << 30
 """The client's own request ids count up from here, for the life of the
@@ -91,6 +93,15 @@ Applications number their requests 1, 2, 3...: starting far from there keeps
 an answer to the application's request from being taken for ours (and ours
 from leaking into ``async for message in client``).
 """
+
+
+class _Failed:
+    """What _take() raised (a bug), for _read() to raise in its place."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 class _Link:
@@ -106,9 +117,9 @@ class _Link:
         publications for them are in flight from an earlier subscription."""
         self.delivering = False
         """True while the reader waits for room in a subscription's queue."""
-        self.ahead: Publication | None = None
-        """A publication _take() routed and then left to the reader task (its
-        queue was full or behind): the reader's next message, not routed again."""
+        self.ahead: Publication | _Failed | None = None
+        """How _take() routed the message it left to the reader task (its
+        queue was full; a bug): the reader's next message, not routed again."""
         self.woken: Wakeups = set()
         """_take()'s wake-ups, made at once (it runs outside the reader task)."""
         self._ids = ids
@@ -423,11 +434,14 @@ class Router:
                     if (message := take_message(assembler, frames)) is None:
                         if deferred:
                             _wake_all(deferred)  # They run while this task waits.
-                        diversion.on()  # _take() routes what comes meanwhile.
-                        try:
+                        if frames:  # The start of a fragmented message.
                             message = await recv()
-                        finally:
-                            diversion.off()
+                        else:
+                            diversion.on()  # _take() routes what comes meanwhile.
+                            try:
+                                message = await recv()
+                            finally:
+                                diversion.off()
                 except Exception as exc:
                     try:
                         await conn.recv_failed(exc)
@@ -435,8 +449,7 @@ class Router:
                         return
                 stats.messages_in += 1
                 stats.bytes_in += len(message)
-                routed: Routed | None = link.ahead
-                if routed is None:
+                if (ahead := link.ahead) is None:
                     try:
                         routed = route(message)
                     except Exception:
@@ -446,7 +459,10 @@ class Router:
                         )
                         routed = None
                 else:
-                    link.ahead = None  # Routed by _take(), which left it here.
+                    link.ahead = None  # _take() routed it, then left it here.
+                    if isinstance(ahead, _Failed):
+                        raise ahead.error
+                    routed = ahead
                 if isinstance(routed, Publication):
                     subscription = subscriptions.get(routed.channel)
                     if (
@@ -482,44 +498,43 @@ class Router:
     def _take(self, link: _Link, message: Data) -> bool:
         """Route a message as websockets receives it, while _read() waits.
 
-        Runs in websockets' reader (the Diversion), so it wakes readers at
-        once and never waits: False leaves the message to _read(), having
-        done nothing with it but maybe keep its routing in ``link.ahead``.
-        It leaves it when the consumer is behind (READY_STREAK messages
-        queued: _read() paces with its checkpoints what this would pile up a
-        whole read at a time, up to 256 KiB on asyncio), or the queue is
-        full (the overflow policy may wait).
+        Runs in websockets' reader (see the Diversion), so it wakes readers
+        at once and never waits: False leaves the message to _read(), with
+        its routing in ``link.ahead``, when its subscription's queue is full
+        (the overflow policy may wait). A bug here would end the connection
+        from within websockets, and the client would reconnect as if the
+        server had failed: it goes to ``link.ahead`` too, for _read() to
+        raise, as it would have raised routing the message itself.
         """
-        if len(self.inbox) >= READY_STREAK:
-            return False
         try:
-            routed = self.adapter.route(message)
-        except Exception:
-            return False  # _read() routes it again, and logs the error.
-        if isinstance(routed, Publication):
-            subscription = self.subscriptions.get(routed.channel)
+            try:
+                routed = self.adapter.route(message)
+            except Exception:
+                logger.error(
+                    "the protocol adapter failed to route a message", exc_info=True
+                )
+                routed = None
             awaiting = link.awaiting
-            if (  # Ours: as in _read().
-                subscription is not None
+            if isinstance(routed, Publication) and (  # Ours: as in _read().
+                (subscription := self.subscriptions.get(routed.channel)) is not None
                 and subscription in link.sent
                 and not (
                     awaiting and routed.offset is not None and subscription in awaiting
                 )
             ):
-                items = subscription._items
-                if len(items) >= READY_STREAK or not subscription._offer(routed):
+                if not subscription._offer(routed):
                     link.ahead = routed
                     return False
                 if subscription._reader_waits:
                     subscription._wake_reader()
-                stats = self.stats
-                stats.messages_in += 1
-                stats.bytes_in += len(message)
-                return True
-        woken = link.woken
-        self._route_other(link, message, routed, woken)
-        if woken:
-            _wake_all(woken)
+            else:
+                woken = link.woken
+                self._route_other(link, message, routed, woken)
+                if woken:
+                    _wake_all(woken)
+        except Exception as exc:
+            link.ahead = _Failed(exc)
+            return False
         stats = self.stats
         stats.messages_in += 1
         stats.bytes_in += len(message)

@@ -271,5 +271,11 @@ class ProtocolAdapter(Protocol):
 
         Must not raise on any input: a hostile server controls ``message``.
         Return None for anything not understood.
+
+        Called once per message, as it arrives: often right where websockets
+        receives it (its reading task on trio, its protocol callback on
+        asyncio), before anything of the client's runs. Keep it a quick,
+        pure function of ``message``: it cannot block there without stalling
+        the connection's reading.
         """
         ...

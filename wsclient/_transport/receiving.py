@@ -19,6 +19,10 @@ another reader) they await ``conn.recv_messages.get()`` and, when it raises,
 from there. Both raise the same errors for the same frames. Taking a message
 is not a checkpoint: they go through one at least every
 :data:`READY_STREAK` messages.
+
+A reader that hands messages on to other tasks (the router) can also have
+them as websockets receives them, before they are queued, while it waits
+for the network: see :class:`Diversion`.
 """
 
 from __future__ import annotations
@@ -150,49 +154,66 @@ class Diversion:
     ``take()`` where websockets receives it (the reading task on trio, the
     protocol's ``data_received()`` on asyncio), before it is queued. When
     ``take()`` returns True the message is consumed: it never reaches the
-    queue. When it returns False (it must have done nothing with it then),
-    or the message is fragmented, or not valid UTF-8, the frame is queued as
-    usual and the diversion turns off, so that nothing overtakes it: the
-    reader task takes it (with whatever follows) and turns the diversion on
-    again when it next waits with nothing buffered.
+    queue. Otherwise the frame is queued as usual and the diversion turns
+    off, so that nothing overtakes it: the reader task takes it (with
+    whatever follows) and turns the diversion on again when it next waits
+    with nothing buffered. That happens when ``take()`` returns False, for a
+    fragmented message, invalid UTF-8 (``get()`` raises it, and the reader
+    fails the connection), and after READY_STREAK messages taken: so a read
+    of many small messages (up to 256 KiB on asyncio) is handed over rather
+    than all routed in one go, and the reader task's checkpoints give other
+    tasks (the consumers) their turn, as they do without a diversion.
 
     ``take()`` runs inside websockets' reader, synchronously: it must not
-    raise (an exception ends the connection, as any error in websockets'
-    reader does).
+    raise (that ends the connection, as any error in websockets' reader).
     """
 
-    __slots__ = ("_assembler", "_frames", "_hook", "_put", "_take")
+    __slots__ = ("_assembler", "_frames", "_hook", "_left", "_put", "_saved", "_take")
 
     def __init__(
         self, assembler: Any, frames: deque[Frame], take: Callable[[Data], bool]
     ) -> None:
         self._assembler = assembler
         self._frames = frames  # Where the assembler queues them, as in take_message().
-        self._put = assembler.put
         self._take = take
         self._hook = self._put_or_take  # One bound method, set and unset.
+        self._put: Callable[[Frame], None] = assembler.put
+        self._saved: Any = None
+        self._left = 0
 
     def on(self) -> None:
-        """Divert from now on; call it only when ``frames`` is empty."""
-        self._assembler.put = self._hook  # websockets calls assembler.put(frame).
+        """Divert from now on; only while ``frames`` is empty."""
+        assert not self._frames, "a frame queued would be overtaken"
+        assembler = self._assembler
+        self._saved = assembler.__dict__.get("put")  # Someone else's, if any.
+        self._put = assembler.put
+        assembler.put = self._hook  # websockets calls assembler.put(frame).
+        self._left = READY_STREAK
 
     def off(self) -> None:
         """Queue every frame again."""
-        self._assembler.__dict__.pop("put", None)
+        assembler = self._assembler
+        if assembler.__dict__.get("put") is self._hook:
+            if self._saved is None:
+                del assembler.put
+            else:
+                assembler.put = self._saved
 
     def _put_or_take(self, frame: Frame) -> None:
-        if frame.fin and frame.opcode is not _CONT and not self._frames:
+        if frame.fin and frame.opcode is not _CONT and self._left:
             data = frame.data
             if frame.opcode is not _TEXT:
                 if self._take(data if type(data) is bytes else bytes(data)):
+                    self._left -= 1
                     return
             else:
                 try:
                     message = str(data, "utf-8")
                 except UnicodeDecodeError:
-                    pass  # get() raises it, and the reader fails the connection.
+                    pass
                 else:
                     if self._take(message):
+                        self._left -= 1
                         return
         self.off()  # Nothing may overtake this frame.
         self._put(frame)

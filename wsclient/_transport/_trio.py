@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING, Any, Self
 
@@ -57,8 +58,10 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     async def _send_data_in_handshake(self) -> None:
         await ClientConnection.send_data(self)
         if self.response is not None:
-            # Back to websockets' method; another task may have done it already.
-            self.__dict__.pop("send_data", None)
+            # Back to websockets' method; another task may have done it
+            # already. Not through __dict__: see receiving.Diversion.
+            with contextlib.suppress(AttributeError):
+                del self.send_data
         elif self.protocol.handshake_exc is not None:
             # An invalid handshake response: websockets would read and discard
             # whatever follows until the server hangs up, or open_timeout.

@@ -15,7 +15,7 @@ import pytest
 from wsclient import Client, ClientState, ClientStopped
 from wsclient._sending import Sender, SendReceipt
 
-from .utils import LONG, T, fast_options, wait_for_reconnects
+from .utils import LONG, T, fast_options, wait_for_reconnects, wait_stopped_by_a_bug
 
 if TYPE_CHECKING:
     from wsclient.server import Server
@@ -63,12 +63,7 @@ class TestReadying:
         monkeypatch.setattr(Sender, "flush_to", broken_flush)  # Slots: per class.
         async with client:
             with anyio.fail_after(LONG):
-                while client.state is not ClientState.CLOSED:
-                    await client._supervisor.wait_changed()  # type: ignore[union-attr]
-        error = client._supervisor.error  # type: ignore[union-attr]
-        assert isinstance(error, ClientStopped)
-        assert "a bug" in str(error)
-        assert "supervisor crashed" in caplog.text
+                await wait_stopped_by_a_bug(client, caplog, "a bug")
 
     async def test_reconnects_after_the_readying_task_ended(
         self, server: Server

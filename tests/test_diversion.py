@@ -22,8 +22,6 @@ from websockets.frames import Opcode
 
 from wsclient import (
     Client,
-    ClientState,
-    ClientStopped,
     Publication,
     ReferenceProtocol,
     Subscription,
@@ -33,7 +31,7 @@ from wsclient._transport.receiving import READY_STREAK
 
 from .hostile import Behaviour, Peer, channel_server, hostile_server, pub, raw_frame
 from .test_subscriptions import channel_options, take
-from .utils import LONG, fast_options
+from .utils import LONG, fast_options, wait_stopped_by_a_bug
 
 if TYPE_CHECKING:
     from wsclient._transport.base import Data
@@ -69,18 +67,26 @@ def count_takes(client: Client) -> dict[bool, int]:
         counts[taken] += 1
         return taken
 
-    router._take = counting_take  # type: ignore[method-assign]
+    router._take = counting_take  # type: ignore[method-assign,assignment]
     return counts
 
 
-async def test_a_burst_is_handed_over_in_order() -> None:
-    """A burst while nobody iterates: the first READY_STREAK messages are
-    routed as they arrive, the rest by the reader task, which paces them;
-    the subscription gets them all, in order."""
+async def burst_into(
+    max_queue: int, *, read_after: bool
+) -> tuple[int, dict[bool, int]]:
+    """Subscribe with ``max_queue``; the server then sends 10 x READY_STREAK
+    publications in one write (while the router's reader task waits, nothing
+    buffered) and "after them". Checks the subscription gets them all, in
+    order; returns how many publications the adapter routed, and what
+    _take() took or left.
+
+    ``read_after``: nobody iterates until "after them" arrives (every
+    publication queued by then, routed in order); else the subscription is
+    read at once.
+    """
     count = 10 * READY_STREAK
 
     async def burst(peer: Peer) -> None:
-        # One write: the router's reader task waits for it, nothing buffered.
         await peer.send_raw(b"".join(pub("news", n) for n in range(count)))
         await peer.send_text("after them")
 
@@ -90,12 +96,21 @@ async def test_a_burst_is_handed_over_in_order() -> None:
         takes = count_takes(client)
         async with client:
             with anyio.fail_after(LONG):
-                news = client.subscribe("news", max_queue=2 * count)
-                # Routed in order: every publication is queued by now.
-                assert await anext(aiter(client)) == "after them"
+                news = client.subscribe("news", max_queue=max_queue)
+                if read_after:
+                    assert await anext(aiter(client)) == "after them"
                 received = await take(news, count)
     assert received == list(range(count))
-    assert protocol.publications == count
+    return protocol.publications, takes
+
+
+async def test_a_burst_is_handed_over_in_order() -> None:
+    """A burst while nobody iterates: the first READY_STREAK messages are
+    routed as they arrive, the rest by the reader task, which paces them;
+    the subscription gets them all, in order."""
+    count = 10 * READY_STREAK
+    routed, takes = await burst_into(2 * count, read_after=True)
+    assert routed == count
     # The subscribed answer, publications; then the reader task took over.
     assert READY_STREAK <= takes[True] < count
 
@@ -105,21 +120,8 @@ async def test_a_full_queue_is_handed_over_and_routed_once() -> None:
     that finds the queue full is left to the reader task, whose overflow
     policy waits for room; every message arrives, in order, and the adapter
     routed each one once (the reader task does not route it again)."""
-    count = 10 * READY_STREAK
-
-    async def burst(peer: Peer) -> None:
-        await peer.send_raw(b"".join(pub("news", n) for n in range(count)))
-
-    protocol = CountingProtocol()
-    async with hostile_server(channel_server(burst)) as server:
-        client = Client(server.url, **fast_options(protocol=protocol))
-        takes = count_takes(client)
-        async with client:
-            with anyio.fail_after(LONG):
-                news = client.subscribe("news", max_queue=READY_STREAK // 4)
-                received = await take(news, count)
-    assert received == list(range(count))
-    assert protocol.publications == count
+    routed, takes = await burst_into(READY_STREAK // 4, read_after=False)
+    assert routed == 10 * READY_STREAK
     assert takes[False] >= 1
 
 
@@ -293,12 +295,7 @@ async def test_a_bug_while_diverting_stops_the_client(
                 await client.wait_connected()
                 monkeypatch.setattr(Subscription, "_offer", broken_offer)
                 await client.send("go")
-                while client.state is not ClientState.CLOSED:
-                    await client._supervisor.wait_changed()  # type: ignore[union-attr]
-    error = client._supervisor.error  # type: ignore[union-attr]
-    assert isinstance(error, ClientStopped)
-    assert "a bug" in str(error)
-    assert "supervisor crashed" in caplog.text
+                await wait_stopped_by_a_bug(client, caplog, "a bug")
     assert client.stats.reconnects == 0
     assert takes[False] >= 1
 

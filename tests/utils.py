@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
+    import pytest
+
     from wsclient import Client
 
 T = 0.001 * float(os.environ.get("WSCLIENT_TEST_TIMEOUT_FACTOR", "1"))
@@ -80,6 +82,21 @@ async def wait_for_reconnects(client: Client, count: int = 1) -> None:
     ``count`` times."""
     while client.stats.reconnects < count:
         await client._supervisor.wait_changed()  # type: ignore[union-attr]
+
+
+async def wait_stopped_by_a_bug(
+    client: Client, caplog: pytest.LogCaptureFixture, bug: str
+) -> None:
+    """Wait until the client stopped because a task of its raised ``bug``
+    (an internal error, logged)."""
+    from wsclient import ClientState, ClientStopped
+
+    while client.state is not ClientState.CLOSED:
+        await client._supervisor.wait_changed()  # type: ignore[union-attr]
+    error = client._supervisor.error  # type: ignore[union-attr]
+    assert isinstance(error, ClientStopped)
+    assert bug in str(error)
+    assert "supervisor crashed" in caplog.text
 
 
 def faults(numbers: list[int], published: int) -> str:

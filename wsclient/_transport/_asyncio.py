@@ -117,9 +117,8 @@ class _Connection(ClientConnection, DropCounter, Receiving):
         return assembler, assembler.frames.queue
 
     def diversion(self, take: Callable[[Data], bool]) -> Diversion:
-        assembler = self.recv_messages
         self._diverting = True
-        return Diversion(assembler, assembler.frames.queue, take)
+        return Diversion(*self.recv_queue(), take)
 
     @property
     def reading_paused(self) -> bool:

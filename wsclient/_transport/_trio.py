@@ -100,8 +100,7 @@ class _Connection(ClientConnection, DropCounter, Receiving):
         return assembler, assembler.recv_frames._state.data
 
     def diversion(self, take: Callable[[Data], bool]) -> Diversion:
-        assembler = self.recv_messages
-        return Diversion(assembler, assembler.recv_frames._state.data, take)
+        return Diversion(*self.recv_queue(), take)
 
     @property
     def reading_paused(self) -> bool:

@@ -208,18 +208,16 @@ class Diversion:
     def _put_or_take(self, frame: Frame) -> None:
         if frame.fin and frame.opcode is not _CONT and self._left:
             data = frame.data
-            if frame.opcode is not _TEXT:
-                if self._take(data if type(data) is bytes else bytes(data)):
-                    self._left -= 1
-                    return
-            else:
+            message: Data | None
+            if frame.opcode is _TEXT:
                 try:
                     message = str(data, "utf-8")
                 except UnicodeDecodeError:
-                    pass
-                else:
-                    if self._take(message):
-                        self._left -= 1
-                        return
+                    message = None  # get() raises it; the reader fails the connection.
+            else:
+                message = data if type(data) is bytes else bytes(data)
+            if message is not None and self._take(message):
+                self._left -= 1
+                return
         self.off()  # Nothing may overtake this frame.
         self._put(frame)

@@ -30,6 +30,7 @@ from wsclient._router import INBOX_SIZE
 from wsclient._transport.receiving import READY_STREAK
 
 from .hostile import Behaviour, Peer, channel_server, hostile_server, pub, raw_frame
+from .test_ready_messages import connection, paused_event
 from .test_subscriptions import channel_options, take
 from .utils import LONG, fast_options, wait_stopped_by_a_bug
 
@@ -319,18 +320,32 @@ def attributes_in_a_dict(obj: object, name: str) -> bool:
 @pytest.mark.skipif(
     sys.implementation.name != "cpython", reason="CPython's instance layout"
 )
-async def test_diverting_keeps_attributes_inline(server: Server) -> None:
-    """Turning the diversion on and off (and the trio connection's
-    handshake-time send_data) never reads an instance's ``__dict__``: the
-    assembler and the connection, read for every message, stay fast."""
-    async with Client(server.url, **channel_options()) as client:
-        news = client.subscribe("news")
+async def test_connections_keep_attributes_inline(server: Server) -> None:
+    """The assembler and the connection, read for every message, keep their
+    attributes inline (fast), whatever the connection did: the diversion
+    turned on and off (and the trio connection's handshake-time send_data)
+    never read an instance's ``__dict__``, and the attributes the client
+    adds to websockets' connection (counting a pause here, the heartbeat's
+    wait, the diversion) are slots, which do not count towards CPython's
+    limit of 30 names inline per class (see _transport.base.SLOTS)."""
+    count = 200
+    async with Client(server.url, **channel_options(max_queue=4)) as client:
+        news = client.subscribe("news", max_queue=2)
         with anyio.fail_after(LONG):
+            await client.wait_connected()
             await server.wait_for(lambda n: n.subscriptions_open == 1)
-            for n in range(3):
-                await server.publish("news", n)
-                assert (await anext(aiter(news))).data == n
-        conn = client._supervisor.conn  # type: ignore[union-attr]
-        assert conn is not None
+            conn = connection(client)
+            paused = paused_event(conn)
+
+            async def publish() -> None:
+                for n in range(count):
+                    await server.publish("news", {"n": n, "pad": "x" * 1000})
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(publish)
+                await paused.wait()  # The router waits for room: reading pauses.
+                received: list[Any] = await take(news, count)
+        assert [item["n"] for item in received] == list(range(count))
+        assert conn.pauses >= 1
         assert not attributes_in_a_dict(conn.recv_messages, "high")
         assert not attributes_in_a_dict(conn, "protocol")

@@ -128,6 +128,51 @@ async def test_invalid_utf8_behind_a_ready_message(protocol: str | None) -> None
     assert close.code == 1007
 
 
+@pytest.mark.parametrize("protocol", [None, "reference"])
+async def test_messages_awaited_one_at_a_time(protocol: str | None) -> None:
+    """Each message sent only when the client asks for it, so the reader is
+    waiting for it (recv_next(): websockets' get() up to its first frame,
+    then taken as recv_now() takes it): text as str, binary as bytes, empty
+    ones, a fragmented one, in order; then invalid UTF-8 ends the connection
+    with 1007, and the client reads on after reconnecting."""
+    replies = [
+        text("one"),
+        binary(b"two"),
+        text(""),
+        binary(b""),
+        text("fr", fin=False) + text("ag", first=False),
+        raw_frame(Opcode.TEXT, b"caf\xc3 \xff\xfe"),
+    ]
+    expected: list[str | bytes] = ["one", b"two", "", b"", "frag", "again"]
+
+    async def reply(peer: Peer, _: str | bytes) -> None:
+        await peer.send_raw(replies[len(peer.messages) - 1])
+
+    async def behaviour(peer: Peer) -> None:
+        await peer.handshake()
+        if peer.index == 0:
+            await peer.serve(reply)
+        else:
+            await peer.send_raw(text("again"))
+            await peer.serve()
+
+    recorder = Recorder()
+    async with hostile_server(behaviour) as server:
+        options = fast_options(protocol=adapter(protocol), **recorder.callbacks())
+        async with Client(server.url, **options) as client:
+            with anyio.fail_after(LONG):
+                received = []
+                for _ in expected:
+                    await client.send("next")  # Buffered if disconnected.
+                    received.append(await anext(aiter(client)))
+                await recorder.wait_for("reconnect")
+    assert received == expected
+    assert [type(message) for message in received] == [type(m) for m in expected]
+    close = server.peers[0].close_received
+    assert close is not None
+    assert close.code == 1007
+
+
 async def test_reading_resumes_after_flow_control_paused_it() -> None:
     """Taking buffered messages resumes reading once the queue runs low, as
     websockets' get() does: else the client would stall with the rest of

@@ -78,6 +78,8 @@ class EndlessConnection:
         self.popleft()
         return frame.data.decode()
 
+    recv_next = get  # As the connection's, which reads this "assembler".
+
 
 def subscription(channel: str) -> Subscription[Any]:
     async def unsubscribe(_: Subscription[Any]) -> None:

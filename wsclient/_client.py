@@ -612,7 +612,7 @@ class Client(PublishingMixin):
                 self._streak += 1  # Awaiting get() may not yield either (asyncio).
                 try:
                     if (message := conn.recv_now()) is None:
-                        message = await conn.recv_messages.get()
+                        message = await conn.recv_next()
                 except Exception as exc:
                     try:
                         await conn.recv_failed(exc)

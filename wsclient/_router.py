@@ -415,7 +415,7 @@ class Router:
         stats = self.stats
         conn = link.conn
         assembler, frames = conn.recv_queue()  # For take_message().
-        recv = assembler.get  # See _transport.receiving.
+        recv = conn.recv_next  # See _transport.receiving.
         route = self.adapter.route
         subscriptions = self.subscriptions
         sent, awaiting = link.sent, link.awaiting

@@ -14,6 +14,7 @@ from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 
 from .base import (
+    SLOTS,
     ConnectFailed,
     Connection,
     StrictRedirects,
@@ -47,10 +48,15 @@ costs more than the rest of ``is_open``, which every direct send reads."""
 class _Connection(ClientConnection, DropCounter, Receiving):
     """websockets' connection plus the few facts the heartbeat needs."""
 
-    pauses = 0
-    last_frame_at = 0.0
-    last_data_at = 0.0
-    _closed_waiter: asyncio.Future[None] | None = None
+    __slots__ = (*SLOTS, "_diverting")  # See .base.SLOTS.
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.pauses = 0
+        self.last_frame_at = self.last_data_at = 0.0
+        self.messages_dropped = 0
+        self._closed_waiter: asyncio.Future[None] | None = None
+        self._diverting = False  # Set once the router diverts messages.
+        super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -61,9 +67,6 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     def _pause_reading_and_count(self) -> None:
         self.pauses += 1
         self.transport.pause_reading()
-
-    _diverting = False
-    """Set once the router diverts messages (see :meth:`diversion`)."""
 
     def data_received(self, data: bytes) -> None:
         if self._diverting and _library is not None:
@@ -111,6 +114,23 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     def recv_now(self) -> Data | None:
         assembler = self.recv_messages
         return take_message(assembler, assembler.frames.queue)
+
+    async def recv_next(self) -> Data:
+        # get() of websockets 17 up to its first frame, then take_message():
+        # see .receiving.
+        assembler = self.recv_messages
+        if not assembler.get_in_progress:  # Else get() raises ConcurrencyError.
+            queue = assembler.frames
+            assembler.get_in_progress = True
+            try:
+                frame = await queue.get(not assembler.closed)
+            finally:
+                assembler.get_in_progress = False
+            frames = queue.queue
+            frames.appendleft(frame)  # As get() puts frames back when cancelled.
+            if (message := take_message(assembler, frames)) is not None:
+                return message
+        return await assembler.get()  # A fragmented message.
 
     def recv_queue(self) -> tuple[Any, deque[Frame]]:
         assembler = self.recv_messages

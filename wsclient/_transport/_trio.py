@@ -13,6 +13,7 @@ from websockets.protocol import State
 from websockets.trio.client import ClientConnection, connect
 
 from .base import (
+    SLOTS,
     ConnectFailed,
     Connection,
     StrictRedirects,
@@ -40,16 +41,17 @@ costs more than the rest of ``is_open``, which every direct send reads."""
 class _Connection(ClientConnection, DropCounter, Receiving):
     """websockets' connection plus the few facts the heartbeat needs."""
 
-    pauses = 0
-    last_frame_at = 0.0
-    last_data_at = 0.0
-    _closed_waiter: trio.lowlevel.Task | None = None
+    __slots__ = SLOTS  # See .base.SLOTS.
 
     def pause_reading(self) -> None:
         self.pauses += 1
         super().pause_reading()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.pauses = 0
+        self.last_frame_at = self.last_data_at = 0.0
+        self.messages_dropped = 0
+        self._closed_waiter: trio.lowlevel.Task | None = None
         super().__init__(*args, **kwargs)
         # Until the handshake response: every frame sent afterwards would
         # pay for the check (an extra coroutine per send).
@@ -93,6 +95,25 @@ class _Connection(ClientConnection, DropCounter, Receiving):
     def recv_now(self) -> Data | None:
         assembler = self.recv_messages
         return take_message(assembler, assembler.recv_frames._state.data)
+
+    async def recv_next(self) -> Data:
+        # get() of websockets 17 up to its first frame, then take_message():
+        # see .receiving.
+        assembler = self.recv_messages
+        if not assembler.get_in_progress:  # Else get() raises ConcurrencyError.
+            channel = assembler.recv_frames
+            assembler.get_in_progress = True
+            try:
+                frame = await channel.receive()
+            except trio.EndOfChannel:
+                raise EOFError("stream of frames ended") from None
+            finally:
+                assembler.get_in_progress = False
+            frames = channel._state.data
+            frames.appendleft(frame)  # As get() puts frames back when cancelled.
+            if (message := take_message(assembler, frames)) is not None:
+                return message
+        return await assembler.get()  # A fragmented message.
 
     def recv_queue(self) -> tuple[Any, deque[Frame]]:
         assembler = self.recv_messages

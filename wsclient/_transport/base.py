@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .receiving import Diversion
 
 __all__ = [
+    "SLOTS",
     "ConnectFailed",
     "Connection",
     "ConnectionClosed",
@@ -52,6 +53,27 @@ __all__ = [
     "failure_from_exception",
     "forget_handshake",
 ]
+
+
+SLOTS = (
+    "_closed_waiter",
+    "last_data_at",
+    "last_frame_at",
+    "messages_dropped",
+    "pauses",
+)
+"""The attributes both backends add to websockets' connection, as slots.
+
+On CPython 3.11, a class's instances keep their attributes inline (fast to
+read) as long as the class has seen at most 30 attribute names; past that,
+an instance that sets a name the class has not seen keeps all its attributes
+in a dict, and every read of one costs about 18 ns more. websockets'
+asyncio connection sets 26 names; ours, set later in a connection's life
+(a pause, the heartbeat's wait, the router's diversion), would take the
+rest in whatever order connections happened to set them, and then every
+later connection setting another would read all its attributes from a
+dict, websockets' own per-message reads included. Slots are not counted.
+"""
 
 
 class ConnectFailed(Exception):
@@ -110,6 +132,15 @@ class Connection(Protocol):
 
         Raises:
             UnicodeDecodeError: Pass it to :meth:`recv_failed`.
+        """
+
+    async def recv_next(self) -> Data:
+        """Await the next message, as ``recv_messages.get()`` would return it,
+        but a message complete in one frame is decoded where it lies, as
+        :meth:`recv_now` does (see :mod:`.receiving`).
+
+        Raises:
+            Exception: What ``get()`` raises: pass it to :meth:`recv_failed`.
         """
 
     async def recv(self) -> Data:

@@ -97,7 +97,7 @@ class Connection(Protocol):
     These are websockets' connections, so the hot paths cost nothing over
     websockets: no wrapper frame, no queue hop, no copy. They skip even some
     of websockets' own layers: the readers take a message with
-    :meth:`recv_now` if one is ready, else await ``recv_messages.get()`` and,
+    :meth:`recv_now` if one is ready, else await :meth:`recv_next` and,
     if it raises, :meth:`recv_failed` (see :mod:`.receiving`); :meth:`send`
     frames and writes a str or bytes without websockets' ``send_context()``
     (see :mod:`.sending`).
@@ -127,7 +127,7 @@ class Connection(Protocol):
 
     def recv_now(self) -> Data | None:
         """The next message if it is buffered, complete in one frame; else
-        None: then await ``recv_messages.get()``. Synchronous: it never waits, never
+        None: then await :meth:`recv_next`. Synchronous: it never waits, never
         yields (see :mod:`.receiving`).
 
         Raises:
@@ -147,7 +147,7 @@ class Connection(Protocol):
         """Return the next message (websockets' own method)."""
 
     async def recv_failed(self, exc: Exception) -> NoReturn:
-        """Finish a read whose ``recv_messages.get()`` raised ``exc``, as
+        """Finish a read whose :meth:`recv_next` raised ``exc``, as
         ``recv`` would: raise :exc:`ConnectionClosed` once closed."""
 
     async def send(self, message: Data | bytearray | memoryview) -> None:

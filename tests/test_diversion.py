@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,6 +28,7 @@ from wsclient import (
     Subscription,
 )
 from wsclient._router import INBOX_SIZE
+from wsclient._transport.base import SLOTS
 from wsclient._transport.receiving import READY_STREAK
 
 from .hostile import Behaviour, Peer, channel_server, hostile_server, pub, raw_frame
@@ -329,7 +331,9 @@ async def test_connections_keep_attributes_inline(server: Server) -> None:
     wait, the diversion) are slots, which do not count towards CPython's
     limit of 30 names inline per class (see _transport.base.SLOTS)."""
     count = 200
-    async with Client(server.url, **channel_options(max_queue=4)) as client:
+    # A keepalive (never due here) makes the heartbeat wait for the close.
+    options = channel_options(max_queue=4, ping_interval=LONG)
+    async with Client(server.url, **options) as client:
         news = client.subscribe("news", max_queue=2)
         with anyio.fail_after(LONG):
             await client.wait_connected()
@@ -347,5 +351,7 @@ async def test_connections_keep_attributes_inline(server: Server) -> None:
                 received: list[Any] = await take(news, count)
         assert [item["n"] for item in received] == list(range(count))
         assert conn.pauses >= 1
+        for name in SLOTS:  # Read on the class: the instance's would make a dict.
+            assert type(getattr(type(conn), name)) is types.MemberDescriptorType
         assert not attributes_in_a_dict(conn.recv_messages, "high")
         assert not attributes_in_a_dict(conn, "protocol")

@@ -134,7 +134,11 @@ async def test_messages_awaited_one_at_a_time(protocol: str | None) -> None:
     waiting for it (recv_next(): websockets' get() up to its first frame,
     then taken as recv_now() takes it): text as str, binary as bytes, empty
     ones, a fragmented one, in order; then invalid UTF-8 ends the connection
-    with 1007, and the client reads on after reconnecting."""
+    with 1007, and the client reads on after reconnecting.
+
+    With an adapter, the router's diversion takes the whole messages as
+    they arrive (see test_diversion.py): recv_next() gets the fragmented
+    one and the invalid one."""
     replies = [
         text("one"),
         binary(b"two"),

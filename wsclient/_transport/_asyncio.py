@@ -119,14 +119,16 @@ class _Connection(ClientConnection, DropCounter, Receiving):
         # get() of websockets 17 up to its first frame, then take_message():
         # see .receiving.
         assembler = self.recv_messages
-        if not assembler.get_in_progress:  # Else get() raises ConcurrencyError.
-            queue = assembler.frames
+        queue = assembler.frames
+        frames = queue.queue
+        # With a frame queued (the start of a fragmented message, since
+        # recv_now() came first) or another reader, get() does it all.
+        if not frames and not assembler.get_in_progress:
             assembler.get_in_progress = True
             try:
                 frame = await queue.get(not assembler.closed)
             finally:
                 assembler.get_in_progress = False
-            frames = queue.queue
             frames.appendleft(frame)  # As get() puts frames back when cancelled.
             if (message := take_message(assembler, frames)) is not None:
                 return message

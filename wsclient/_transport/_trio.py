@@ -100,8 +100,11 @@ class _Connection(ClientConnection, DropCounter, Receiving):
         # get() of websockets 17 up to its first frame, then take_message():
         # see .receiving.
         assembler = self.recv_messages
-        if not assembler.get_in_progress:  # Else get() raises ConcurrencyError.
-            channel = assembler.recv_frames
+        channel = assembler.recv_frames
+        frames = channel._state.data
+        # With a frame queued (the start of a fragmented message, since
+        # recv_now() came first) or another reader, get() does it all.
+        if not frames and not assembler.get_in_progress:
             assembler.get_in_progress = True
             try:
                 frame = await channel.receive()
@@ -109,7 +112,6 @@ class _Connection(ClientConnection, DropCounter, Receiving):
                 raise EOFError("stream of frames ended") from None
             finally:
                 assembler.get_in_progress = False
-            frames = channel._state.data
             frames.appendleft(frame)  # As get() puts frames back when cancelled.
             if (message := take_message(assembler, frames)) is not None:
                 return message

@@ -137,7 +137,8 @@ class Connection(Protocol):
     async def recv_next(self) -> Data:
         """Await the next message, as ``recv_messages.get()`` would return it,
         but a message complete in one frame is decoded where it lies, as
-        :meth:`recv_now` does (see :mod:`.receiving`).
+        :meth:`recv_now` does (see :mod:`.receiving`). Call it once
+        :meth:`recv_now` has returned None.
 
         Raises:
             Exception: What ``get()`` raises: pass it to :meth:`recv_failed`.

@@ -59,7 +59,7 @@ def close_bound(options: Mapping[str, Any]) -> float:
 class DropCounter:
     """Messages dropped while closing, by :func:`drop_beyond`."""
 
-    messages_dropped = 0
+    messages_dropped = 0  # The connections make it a slot: see .base.SLOTS.
 
 
 def drop_beyond(

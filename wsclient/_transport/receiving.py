@@ -63,9 +63,9 @@ def take_message(assembler: Any, frames: deque[Frame]) -> Data | None:
     ``frames`` is the assembler's queue of frames (where it is depends on the
     backend). Returns None, having done nothing, unless the next message is
     complete in one frame and no ``get()`` is running: the caller then awaits
-    ``assembler.get()``. Otherwise does what ``get()`` would: takes the frame,
-    resumes reading if flow control paused it and the queue went below its
-    low mark, and returns the message, decoded if text.
+    the connection's ``recv_next()``. Otherwise does what ``get()`` would:
+    takes the frame, resumes reading if flow control paused it and the queue
+    went below its low mark, and returns the message, decoded if text.
 
     Raises:
         UnicodeDecodeError: A text frame holds invalid UTF-8 (as ``get()``;

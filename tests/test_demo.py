@@ -16,7 +16,7 @@ from wsclient.__main__ import main
 from wsclient._demo import DemoConfig, _Console, _Demo
 from wsclient._demo_actors import CHANNEL, StatusSender, Subscriber
 
-from .utils import LONG
+from .utils import LONG, interruptible
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,22 +88,15 @@ def test_demo_delivers_exactly_once(backend: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
 def test_demo_ctrl_c() -> None:
     """Ctrl-C stops the demo at once, prints a summary and exits with 130."""
     with subprocess.Popen(
-        DEMO,
+        interruptible(DEMO),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # A shell starts background jobs with SIGINT ignored, and the demo
-        # would inherit that: Python then never raises KeyboardInterrupt.
-        preexec_fn=_default_sigint,
     ) as process:
         assert process.stdout is not None
         # The first line printed from the event loop: the clients are running.

@@ -32,7 +32,7 @@ from wsclient._transport.base import SLOTS
 from wsclient._transport.receiving import READY_STREAK
 
 from .hostile import Behaviour, Peer, channel_server, hostile_server, pub, raw_frame
-from .test_ready_messages import connection, paused_event
+from .test_ready_messages import read_through_a_pause
 from .test_subscriptions import channel_options, take
 from .utils import LONG, fast_options, wait_stopped_by_a_bug
 
@@ -330,26 +330,10 @@ async def test_connections_keep_attributes_inline(server: Server) -> None:
     adds to websockets' connection (counting a pause here, the heartbeat's
     wait, the diversion) are slots, which do not count towards CPython's
     limit of 30 names inline per class (see _transport.base.SLOTS)."""
-    count = 200
     # A keepalive (never due here) makes the heartbeat wait for the close.
     options = channel_options(max_queue=4, ping_interval=LONG)
     async with Client(server.url, **options) as client:
-        news = client.subscribe("news", max_queue=2)
-        with anyio.fail_after(LONG):
-            await client.wait_connected()
-            await server.wait_for(lambda n: n.subscriptions_open == 1)
-            conn = connection(client)
-            paused = paused_event(conn)
-
-            async def publish() -> None:
-                for n in range(count):
-                    await server.publish("news", {"n": n, "pad": "x" * 1000})
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(publish)
-                await paused.wait()  # The router waits for room: reading pauses.
-                received: list[Any] = await take(news, count)
-        assert [item["n"] for item in received] == list(range(count))
+        conn = await read_through_a_pause(client, server, 200)
         assert conn.pauses >= 1
         for name in SLOTS:  # Read on the class: the instance's would make a dict.
             assert type(getattr(type(conn), name)) is types.MemberDescriptorType

@@ -25,8 +25,12 @@ from .test_subscriptions import channel_options, take
 from .utils import LONG, Recorder, fast_options
 
 if TYPE_CHECKING:
-    from wsclient._transport.base import Connection
+    from collections.abc import Awaitable, Callable
+
+    from wsclient._transport.base import Connection, Data
     from wsclient.server import Server
+
+    from .hostile import Behaviour
 
 pytestmark = pytest.mark.anyio
 
@@ -62,6 +66,27 @@ def paused_event(conn: Connection) -> anyio.Event:
 
 def adapter(protocol: str | None) -> ReferenceProtocol | None:
     return None if protocol is None else ReferenceProtocol()
+
+
+async def read_across_1007(
+    behaviour: Behaviour,
+    protocol: str | None,
+    read: Callable[[Client], Awaitable[list[Data]]],
+) -> list[Data]:
+    """What ``read`` returns against ``behaviour``, whose first connection
+    sends invalid UTF-8: checks that the client closed it with 1007 and
+    reconnected."""
+    recorder = Recorder()
+    async with hostile_server(behaviour) as server:
+        options = fast_options(protocol=adapter(protocol), **recorder.callbacks())
+        async with Client(server.url, **options) as client:
+            with anyio.fail_after(LONG):
+                received = await read(client)
+                await recorder.wait_for("reconnect")
+    close = server.peers[0].close_received
+    assert close is not None
+    assert close.code == 1007
+    return received
 
 
 @pytest.mark.parametrize("protocol", [None, "reference"])
@@ -115,17 +140,10 @@ async def test_invalid_utf8_behind_a_ready_message(protocol: str | None) -> None
             await peer.send_raw(text("again"))
         await peer.serve()
 
-    recorder = Recorder()
-    async with hostile_server(behaviour) as server:
-        options = fast_options(protocol=adapter(protocol), **recorder.callbacks())
-        async with Client(server.url, **options) as client:
-            with anyio.fail_after(LONG):
-                received = [await anext(aiter(client)) for _ in range(2)]
-                await recorder.wait_for("reconnect")
-    assert received == ["before", "again"]
-    close = server.peers[0].close_received
-    assert close is not None
-    assert close.code == 1007
+    async def read(client: Client) -> list[Data]:
+        return [await anext(aiter(client)) for _ in range(2)]
+
+    assert await read_across_1007(behaviour, protocol, read) == ["before", "again"]
 
 
 @pytest.mark.parametrize("protocol", [None, "reference"])
@@ -160,21 +178,16 @@ async def test_messages_awaited_one_at_a_time(protocol: str | None) -> None:
             await peer.send_raw(text("again"))
             await peer.serve()
 
-    recorder = Recorder()
-    async with hostile_server(behaviour) as server:
-        options = fast_options(protocol=adapter(protocol), **recorder.callbacks())
-        async with Client(server.url, **options) as client:
-            with anyio.fail_after(LONG):
-                received = []
-                for _ in expected:
-                    await client.send("next")  # Buffered if disconnected.
-                    received.append(await anext(aiter(client)))
-                await recorder.wait_for("reconnect")
+    async def read(client: Client) -> list[Data]:
+        received = []
+        for _ in expected:
+            await client.send("next")  # Buffered if disconnected.
+            received.append(await anext(aiter(client)))
+        return received
+
+    received = await read_across_1007(behaviour, protocol, read)
     assert received == expected
     assert [type(message) for message in received] == [type(m) for m in expected]
-    close = server.peers[0].close_received
-    assert close is not None
-    assert close.code == 1007
 
 
 async def test_reading_resumes_after_flow_control_paused_it() -> None:
@@ -212,25 +225,34 @@ async def test_router_resumes_reading_after_flow_control_paused_it(
     """The same through the router: a full subscription queue stops it,
     websockets' queue fills and reading pauses; reading the subscription
     lets the router take the buffered messages, and reading resumes."""
-    count = 400
     async with Client(server.url, **channel_options(max_queue=4)) as client:
-        news = client.subscribe("news", max_queue=2)
-        with anyio.fail_after(LONG):
-            await client.wait_connected()
-            await server.wait_for(lambda n: n.subscriptions_open == 1)
-            conn = connection(client)
-            paused = paused_event(conn)
-
-            async def publish() -> None:
-                for n in range(count):
-                    await server.publish("news", {"n": n, "pad": "x" * 1000})
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(publish)
-                await paused.wait()
-                received: list[Any] = await take(news, count)
-    assert [item["n"] for item in received] == list(range(count))
+        conn = await read_through_a_pause(client, server, 400)
     assert conn.pauses >= 1
+
+
+async def read_through_a_pause(
+    client: Client, server: Server, count: int
+) -> Connection:
+    """Publish ``count`` messages of 1 KB to a subscription that holds two,
+    until websockets' queue (``max_queue=4`` in the client's options) fills
+    and reading pauses; then read them all, in order. Returns the connection."""
+    news = client.subscribe("news", max_queue=2)
+    with anyio.fail_after(LONG):
+        await client.wait_connected()
+        await server.wait_for(lambda n: n.subscriptions_open == 1)
+        conn = connection(client)
+        paused = paused_event(conn)
+
+        async def publish() -> None:
+            for n in range(count):
+                await server.publish("news", {"n": n, "pad": "x" * 1000})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(publish)
+            await paused.wait()  # The router waits for room: reading pauses.
+            received: list[Any] = await take(news, count)
+    assert [item["n"] for item in received] == list(range(count))
+    return conn
 
 
 @pytest.mark.parametrize("protocol", [None, "reference"])

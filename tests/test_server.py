@@ -16,7 +16,7 @@ import sniffio
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
 from tests.raw import connect, no_server_errors  # noqa: F401 - a fixture
-from tests.utils import LONG, T
+from tests.utils import LONG, T, interruptible
 from wsclient.server import Server, ServerCounters, serve
 from wsclient.server.__main__ import main
 
@@ -773,7 +773,8 @@ async def test_cli_runs_until_interrupted(anyio_backend: Any) -> None:
     backend = anyio_backend[0] if isinstance(anyio_backend, tuple) else anyio_backend
     argv = [sys.executable, "-m", "wsclient.server", "--port", "0"]
     with anyio.fail_after(2 * LONG):
-        process = await anyio.open_process([*argv, "--backend", backend], cwd=ROOT)
+        argv += ["--backend", backend]
+        process = await anyio.open_process(interruptible(argv), cwd=ROOT)
         async with process:
             try:
                 assert process.stdout is not None

@@ -34,7 +34,7 @@ from wsclient.server import Server, serve
 from wsclient.server.__main__ import main
 
 from .raw import connect, no_server_errors  # noqa: F401 - a fixture
-from .utils import LONG, Recorder, T, fast_options
+from .utils import LONG, Recorder, T, fast_options, interruptible
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -472,7 +472,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def cli_process(argv: list[str]) -> AsyncIterator[Process]:
     """Run the server's command line, bounded by LONG; kill it if still running."""
     with anyio.fail_after(2 * LONG):
-        process = await anyio.open_process(argv, cwd=ROOT)
+        process = await anyio.open_process(interruptible(argv), cwd=ROOT)
         async with process:
             try:
                 yield process

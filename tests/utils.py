@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,6 +24,21 @@ T = 0.001 * float(os.environ.get("WSCLIENT_TEST_TIMEOUT_FACTOR", "1"))
 
 LONG = 5000 * T
 """A generous bound for waits that should finish much sooner (5 s by default)."""
+
+
+_LAUNCHER = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
+def interruptible(argv: list[str]) -> list[str]:
+    """``argv``, a Python command, run with Ctrl-C's default action, so that
+    a test can interrupt it with SIGINT. A shell starts background jobs with
+    SIGINT ignored, and a child process inherits that: Python then never
+    raises KeyboardInterrupt, and the test would wait for nothing."""
+    assert argv[0] == sys.executable, argv
+    return [sys.executable, "-c", _LAUNCHER, *argv[1:]]
 
 
 def fast_options(**overrides: Any) -> dict[str, Any]:

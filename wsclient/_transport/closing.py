@@ -59,7 +59,7 @@ def close_bound(options: Mapping[str, Any]) -> float:
 class DropCounter:
     """Messages dropped while closing, by :func:`drop_beyond`."""
 
-    messages_dropped = 0  # The connections make it a slot: see .base.SLOTS.
+    messages_dropped: int  # A slot each connection sets to 0: see .base.SLOTS.
 
 
 def drop_beyond(

@@ -609,9 +609,8 @@ class Client(PublishingMixin):
                 if self._streak >= READY_STREAK:
                     self._streak = 0
                     await checkpoint()  # Even while more are ready.
-                self._streak += (
-                    1  # Awaiting recv_next() may not yield either (asyncio).
-                )
+                # Awaiting recv_next() may not yield either (asyncio).
+                self._streak += 1
                 try:
                     if (message := conn.recv_now()) is None:
                         message = await conn.recv_next()
